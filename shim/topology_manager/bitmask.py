@@ -1,0 +1,94 @@
+"""NUMA bitmasks with the kubelet's operations and ordering (spec/topology-manager.md §1.1)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+MAX_BITS = 64
+
+
+class BitmaskError(ValueError):
+    """A NUMA id outside 0..63, as the kubelet's bitmask package refuses it."""
+
+
+class Bitmask:
+    """An immutable set of NUMA node ids, stored as an int (bit i = node i)."""
+
+    __slots__ = ("value",)
+    value: int
+
+    def __init__(self, value: int = 0) -> None:
+        object.__setattr__(self, "value", value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Bitmask is immutable")
+
+    @classmethod
+    def of(cls, *bits: int) -> Bitmask:
+        return cls.from_bits(bits)
+
+    @classmethod
+    def from_bits(cls, bits: Iterable[int]) -> Bitmask:
+        value = 0
+        for bit in bits:
+            if bit < 0 or bit >= MAX_BITS:
+                raise BitmaskError(f"bit number must be less than {MAX_BITS}")
+            value |= 1 << bit
+        return cls(value)
+
+    def bits(self) -> list[int]:
+        value, out = self.value, []
+        while value:
+            low = value & -value
+            out.append(low.bit_length() - 1)
+            value ^= low
+        return out
+
+    @property
+    def count(self) -> int:
+        return self.value.bit_count()
+
+    def is_empty(self) -> bool:
+        return self.value == 0
+
+    def is_set(self, bit: int) -> bool:
+        return 0 <= bit < MAX_BITS and bool(self.value >> bit & 1)
+
+    def any_set(self, bits: Iterable[int]) -> bool:
+        return any(self.is_set(bit) for bit in bits)
+
+    def is_less_than(self, other: Bitmask) -> bool:
+        return self.value < other.value
+
+    def is_greater_than(self, other: Bitmask) -> bool:
+        return self.value > other.value
+
+    def is_narrower_than(self, other: Bitmask) -> bool:
+        mine, theirs = self.value.bit_count(), other.value.bit_count()
+        if mine == theirs:
+            return self.value < other.value
+        return mine < theirs
+
+    def __and__(self, other: Bitmask) -> Bitmask:
+        return Bitmask(self.value & other.value)
+
+    def __or__(self, other: Bitmask) -> Bitmask:
+        return Bitmask(self.value | other.value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Bitmask) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __str__(self) -> str:
+        # The kubelet's binary rendering: width = largest even s in 62..2 with value > 2**s, + 2.
+        width = 2
+        for s in range(62, 0, -2):
+            if self.value > 1 << s:
+                width = s + 2
+                break
+        return format(self.value, f"0{width}b")
+
+    def __repr__(self) -> str:
+        return f"Bitmask.of({', '.join(map(str, self.bits()))})"
