@@ -35,11 +35,11 @@ class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
 
 
-def parse_quantity(text: str) -> Fraction:
-    """The exact value of a quantity string; raises QuantityError for anything else."""
+def parse_quantity(text: str | int | float) -> Fraction:
+    """The exact value of a quantity (a string, or a bare YAML number); QuantityError otherwise."""
+    if isinstance(text, bool) or not isinstance(text, str | int | float):
+        raise QuantityError(f"quantity must be a string or number, got {text!r}")
     if not isinstance(text, str):
-        if isinstance(text, bool) or not isinstance(text, int | float):
-            raise QuantityError(f"quantity must be a string or number, got {text!r}")
         text = repr(text)
     match = _GRAMMAR.fullmatch(text)
     if match is None or (not match["int"] and not match["frac"]):
@@ -57,12 +57,12 @@ def _ceil(value: Fraction) -> int:
     return -((-value.numerator) // value.denominator)
 
 
-def value(text: str) -> int:
+def value(text: str | int | float) -> int:
     """The quantity rounded up to a whole number (Go's Quantity.Value())."""
     return _ceil(parse_quantity(text))
 
 
-def milli_value(text: str) -> int:
+def milli_value(text: str | int | float) -> int:
     """The quantity in thousandths, rounded up (Go's Quantity.MilliValue())."""
     return _ceil(parse_quantity(text) * 1000)
 

@@ -1,0 +1,303 @@
+"""The subset of a KubeletConfiguration (kubelet.config.k8s.io/v1beta1) that podshim uses.
+
+Fields and error texts follow the kubelet (spec/runtime-integration.md §4.1). Defaults differ
+from the kubelet's on purpose where podshim exists to do something (DESIGN.md §4): without a
+file podshim runs the static CPU policy reserving CPU 0, the Static memory policy reserving what
+the default eviction threshold needs, topology policy best-effort, pod scope, and both pod-level
+gates on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shim.cpuset import CPUSet, CPUSetParseError
+from shim.quantity import QuantityError, milli_value, value
+
+API_VERSION = "kubelet.config.k8s.io/v1beta1"
+CPU_POLICIES = ("none", "static")
+MEMORY_POLICIES = ("None", "Static")
+TOPOLOGY_POLICIES = ("none", "best-effort", "restricted", "single-numa-node")
+TOPOLOGY_SCOPES = ("container", "pod")
+CGROUP_DRIVERS = ("cgroupfs", "systemd")
+
+# The kubelet's defaults for the gates podshim consults, except the two pod-level gates that
+# podshim turns on by default (DESIGN.md §4).
+DEFAULT_FEATURE_GATES: dict[str, bool] = {
+    "PodLevelResources": True,
+    "PodLevelResourceManagers": True,
+    "CPUManagerPolicyAlphaOptions": False,
+    "CPUManagerPolicyBetaOptions": True,
+    "TopologyManagerPolicyAlphaOptions": False,
+    "TopologyManagerPolicyBetaOptions": True,
+    "DisableCPUQuotaWithExclusiveCPUs": True,
+}
+# The kubelet's default hard eviction threshold for memory (evictionHard["memory.available"]).
+DEFAULT_EVICTION_MEMORY = "100Mi"
+_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))+")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+
+
+class ConfigError(ValueError):
+    """An invalid configuration; ``str`` is one line naming the file, the field and the value."""
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration. Quantities are integers (cpu in millicores, bytes otherwise)."""
+
+    cpu_manager_policy: str = "static"
+    cpu_manager_policy_options: dict[str, str] = field(default_factory=dict)
+    cpu_manager_reconcile_period: float = 10.0
+    reserved_system_cpus: CPUSet | None = None
+    kube_reserved: dict[str, int] = field(default_factory=dict)
+    system_reserved: dict[str, int] = field(default_factory=dict)
+    eviction_memory: int = 100 * 2**20
+    memory_manager_policy: str = "Static"
+    reserved_memory: dict[int, dict[str, int]] = field(default_factory=dict)
+    topology_manager_policy: str = "best-effort"
+    topology_manager_scope: str = "pod"
+    topology_manager_policy_options: dict[str, str] = field(default_factory=dict)
+    feature_gates: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURE_GATES))
+    cgroup_driver: str = "cgroupfs"
+    cgroup_root: str = "/"
+    source: str = "(defaults)"
+
+    def gate(self, name: str) -> bool:
+        return self.feature_gates.get(name, DEFAULT_FEATURE_GATES.get(name, False))
+
+    @property
+    def num_reserved_cpus(self) -> int:
+        """Whole CPUs the static policy reserves: the reserved set's size, else
+        ceil(kubeReserved.cpu + systemReserved.cpu)."""
+        if self.reserved_system_cpus is not None:
+            return len(self.reserved_system_cpus)
+        millis = self.kube_reserved.get("cpu", 0) + self.system_reserved.get("cpu", 0)
+        return math.ceil(millis / 1000)
+
+    def node_allocatable_reservation(self) -> dict[str, int]:
+        """kube-reserved + system-reserved (+ the eviction threshold for memory), per memory
+        and hugepages type: what reservedMemory must add up to."""
+        total: dict[str, int] = {}
+        for reserved in (self.kube_reserved, self.system_reserved):
+            for name, amount in reserved.items():
+                if name == "memory" or name.startswith("hugepages-"):
+                    total[name] = total.get(name, 0) + amount
+        total["memory"] = total.get("memory", 0) + self.eviction_memory
+        return total
+
+    def pod_level_enabled(self) -> bool:
+        """Both KEP-5526 gates on."""
+        return self.gate("PodLevelResources") and self.gate("PodLevelResourceManagers")
+
+
+def default_config() -> Config:
+    """podshim's embedded default: static CPU reserving CPU 0, Static memory reserving the
+    default eviction threshold on NUMA node 0, best-effort, pod scope, pod-level gates on."""
+    return Config(
+        reserved_system_cpus=CPUSet.of([0]),
+        reserved_memory={0: {"memory": value(DEFAULT_EVICTION_MEMORY)}},
+    )
+
+
+def load_config(path: str | Path | None) -> Config:
+    """Read and validate a KubeletConfiguration file; None gives ``default_config()``."""
+    if path is None:
+        return default_config()
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{source}: cannot read: {err.strerror}") from None
+    return parse_config(text, source=source)
+
+
+def parse_config(text: str, *, source: str = "(config)") -> Config:
+    import yaml
+
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{source}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, Mapping):
+        raise ConfigError(f"{source}: a KubeletConfiguration must be a mapping")
+    return _ConfigReader(source, document).read()
+
+
+class _ConfigReader:
+    """Reads one document field by field so errors can name the field."""
+
+    def __init__(self, source: str, document: Mapping[str, Any]) -> None:
+        self.source = source
+        self.doc = document
+
+    def fail(self, field_name: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.source}: {field_name}: {message}")
+
+    def read(self) -> Config:
+        doc = self.doc
+        kind = doc.get("kind", "KubeletConfiguration")
+        if kind != "KubeletConfiguration":
+            raise self.fail("kind", f'must be "KubeletConfiguration", got {kind!r}')
+        api = doc.get("apiVersion", API_VERSION)
+        if api != API_VERSION:
+            raise self.fail("apiVersion", f'must be "{API_VERSION}", got {api!r}')
+        cpu_policy = self.choice("cpuManagerPolicy", CPU_POLICIES, "none")
+        memory_policy = self.choice("memoryManagerPolicy", MEMORY_POLICIES, "None")
+        tm_policy = self.choice("topologyManagerPolicy", TOPOLOGY_POLICIES, "none")
+        scope = self.string("topologyManagerScope", "container")
+        if scope not in TOPOLOGY_SCOPES:
+            raise self.fail("topologyManagerScope", f'unknown scope: "{scope}"')
+        gates = dict(DEFAULT_FEATURE_GATES)
+        for name, enabled in self.mapping("featureGates").items():
+            if not isinstance(enabled, bool):
+                raise self.fail(f"featureGates.{name}", f"must be true or false, got {enabled!r}")
+            gates[str(name)] = enabled
+        reserved_cpus = None
+        if doc.get("reservedSystemCPUs") not in (None, ""):
+            text = str(doc["reservedSystemCPUs"])
+            try:
+                reserved_cpus = CPUSet.parse(text.replace(" ", ""))
+            except CPUSetParseError as err:
+                raise self.fail("reservedSystemCPUs", f"{err} (got {text!r})") from None
+        config = Config(
+            cpu_manager_policy=cpu_policy,
+            cpu_manager_policy_options=self.string_map("cpuManagerPolicyOptions"),
+            cpu_manager_reconcile_period=self.duration("cpuManagerReconcilePeriod", 10.0),
+            reserved_system_cpus=reserved_cpus,
+            kube_reserved=self.resource_map("kubeReserved"),
+            system_reserved=self.resource_map("systemReserved"),
+            eviction_memory=self.eviction_memory(),
+            memory_manager_policy=memory_policy,
+            reserved_memory=self.reserved_memory(),
+            topology_manager_policy=tm_policy,
+            topology_manager_scope=scope,
+            topology_manager_policy_options=self.string_map("topologyManagerPolicyOptions"),
+            feature_gates=gates,
+            cgroup_driver=self.choice("cgroupDriver", CGROUP_DRIVERS, "cgroupfs"),
+            cgroup_root=self.string("cgroupRoot", "/") or "/",
+            source=self.source,
+        )
+        if config.cpu_manager_policy == "static" and config.num_reserved_cpus == 0:
+            raise self.fail(
+                "cpuManagerPolicy",
+                "[cpumanager] the static policy requires systemreserved.cpu + kubereserved.cpu to be greater than zero",
+            )
+        return config
+
+    # field readers ------------------------------------------------------------------------
+    def string(self, name: str, default: str) -> str:
+        found = self.doc.get(name)
+        if found is None:
+            return default
+        if not isinstance(found, str):
+            raise self.fail(name, f"must be a string, got {found!r}")
+        return found
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        found = self.string(name, default)
+        if found not in allowed:
+            raise self.fail(name, f'unknown policy: "{found}"' if "Policy" in name else f"unknown value {found!r}")
+        return found
+
+    def mapping(self, name: str) -> Mapping[str, Any]:
+        found = self.doc.get(name)
+        if found is None:
+            return {}
+        if not isinstance(found, Mapping):
+            raise self.fail(name, f"must be a mapping, got {found!r}")
+        return found
+
+    def string_map(self, name: str) -> dict[str, str]:
+        out = {}
+        for key, item in self.mapping(name).items():
+            if isinstance(item, bool):
+                item = "true" if item else "false"
+            if not isinstance(item, str | int):
+                raise self.fail(f"{name}.{key}", f"must be a string, got {item!r}")
+            out[str(key)] = str(item)
+        return out
+
+    def quantity(self, name: str, resource: str, raw: object) -> int:
+        try:
+            return milli_value(str(raw)) if resource == "cpu" else value(str(raw))
+        except QuantityError:
+            raise self.fail(name, f"invalid quantity {raw!r}") from None
+
+    def resource_map(self, name: str) -> dict[str, int]:
+        return {
+            str(resource): self.quantity(f"{name}.{resource}", str(resource), raw)
+            for resource, raw in self.mapping(name).items()
+        }
+
+    def eviction_memory(self) -> int:
+        raw = self.mapping("evictionHard").get("memory.available", DEFAULT_EVICTION_MEMORY)
+        if isinstance(raw, str) and raw.endswith("%"):
+            # A percentage depends on the node's capacity, which the kubelet resolves at run
+            # time; podshim cannot check reservedMemory against it.
+            raise self.fail("evictionHard.memory.available", f"percentages are not supported, got {raw!r}")
+        try:
+            return value(str(raw))
+        except QuantityError:
+            raise self.fail("evictionHard.memory.available", f"invalid quantity {raw!r}") from None
+
+    def reserved_memory(self) -> dict[int, dict[str, int]]:
+        found = self.doc.get("reservedMemory")
+        if found is None:
+            return {}
+        if not isinstance(found, list):
+            raise self.fail("reservedMemory", f"must be a list, got {found!r}")
+        out: dict[int, dict[str, int]] = {}
+        for index, item in enumerate(found):
+            where = f"reservedMemory[{index}]"
+            if not isinstance(item, Mapping):
+                raise self.fail(where, f"must be a mapping, got {item!r}")
+            node = item.get("numaNode")
+            if isinstance(node, bool) or not isinstance(node, int) or node < 0:
+                raise self.fail(f"{where}.numaNode", f"must be a non-negative integer, got {node!r}")
+            limits = item.get("limits")
+            if not isinstance(limits, Mapping):
+                raise self.fail(f"{where}.limits", f"must be a mapping, got {limits!r}")
+            per_node = out.setdefault(node, {})
+            for resource, raw in limits.items():
+                per_node[str(resource)] = per_node.get(str(resource), 0) + self.quantity(
+                    f"{where}.limits.{resource}", str(resource), raw
+                )
+        return out
+
+    def duration(self, name: str, default: float) -> float:
+        found = self.doc.get(name)
+        if found is None:
+            return default
+        text = str(found)
+        if text == "0" or _DURATION.fullmatch(text):
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+            return seconds
+        raise self.fail(name, f"invalid duration {text!r}")
+
+
+def format_quantity(resource: str, amount: int) -> str:
+    """An amount as Kubernetes prints it in reservation errors (``"1Gi"``, ``"12"``)."""
+    from shim.quantity import format_bytes, format_millis
+
+    return format_millis(amount) if resource == "cpu" else format_bytes(amount)
+
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "default_config",
+    "format_quantity",
+    "load_config",
+    "parse_config",
+]

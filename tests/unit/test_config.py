@@ -1,0 +1,90 @@
+"""KubeletConfiguration subset: defaults, fields, and the kubelet's error texts."""
+
+from __future__ import annotations
+
+import pytest
+
+from shim.config import ConfigError, default_config, parse_config
+from shim.cpuset import CPUSet
+
+
+def test_embedded_default_is_static_pod_scope_with_gates_on() -> None:
+    config = default_config()
+    assert config.cpu_manager_policy == "static" and config.memory_manager_policy == "Static"
+    assert config.topology_manager_policy == "best-effort" and config.topology_manager_scope == "pod"
+    assert config.reserved_system_cpus == CPUSet.of([0]) and config.num_reserved_cpus == 1
+    assert config.pod_level_enabled()
+    assert config.reserved_memory == {0: {"memory": 100 * 2**20}}
+    assert config.node_allocatable_reservation() == {"memory": 100 * 2**20}
+
+
+def test_reads_the_fields_podshim_uses() -> None:
+    config = parse_config("""
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cpuManagerPolicy: static
+cpuManagerPolicyOptions: {full-pcpus-only: "true"}
+cpuManagerReconcilePeriod: 1m30s
+kubeReserved: {cpu: 500m, memory: 1Gi}
+systemReserved: {cpu: "1", memory: 512Mi}
+evictionHard: {memory.available: 200Mi}
+memoryManagerPolicy: Static
+reservedMemory:
+- numaNode: 0
+  limits: {memory: 1Gi}
+- numaNode: 1
+  limits: {memory: 712Mi}
+topologyManagerPolicy: single-numa-node
+topologyManagerScope: container
+topologyManagerPolicyOptions: {prefer-closest-numa-nodes: "true"}
+featureGates: {PodLevelResourceManagers: false}
+cgroupDriver: systemd
+""", source="k.yaml")
+    assert config.num_reserved_cpus == 2  # ceil(1.5 CPUs)
+    assert config.cpu_manager_reconcile_period == 90.0
+    assert config.cpu_manager_policy_options == {"full-pcpus-only": "true"}
+    assert config.reserved_memory == {0: {"memory": 2**30}, 1: {"memory": 712 * 2**20}}
+    assert config.node_allocatable_reservation() == {"memory": 2**30 + 512 * 2**20 + 200 * 2**20}
+    assert not config.pod_level_enabled() and config.gate("PodLevelResources")
+    assert config.topology_manager_scope == "container" and config.cgroup_driver == "systemd"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cpuManagerPolicy: dynamic", 'k.yaml: cpuManagerPolicy: unknown policy: "dynamic"'),
+        ("memoryManagerPolicy: static", 'k.yaml: memoryManagerPolicy: unknown policy: "static"'),
+        ("topologyManagerPolicy: strict", 'k.yaml: topologyManagerPolicy: unknown policy: "strict"'),
+        ("topologyManagerScope: node", 'k.yaml: topologyManagerScope: unknown scope: "node"'),
+        ("cpuManagerPolicy: static",
+         "k.yaml: cpuManagerPolicy: [cpumanager] the static policy requires systemreserved.cpu + kubereserved.cpu"
+         " to be greater than zero"),
+        ("reservedSystemCPUs: 3-1", 'k.yaml: reservedSystemCPUs: invalid range "3-1" (3 > 1)'),
+        ("kubeReserved: {memory: lots}", "k.yaml: kubeReserved.memory: invalid quantity 'lots'"),
+        ("reservedMemory: [{numaNode: -1, limits: {memory: 1Gi}}]", "k.yaml: reservedMemory[0].numaNode"),
+        ("cpuManagerReconcilePeriod: soon", "k.yaml: cpuManagerReconcilePeriod: invalid duration 'soon'"),
+        ("featureGates: {PodLevelResources: maybe}", "k.yaml: featureGates.PodLevelResources"),
+        ("kind: Pod", "k.yaml: kind"),
+        ("a: [", "k.yaml: invalid YAML"),
+    ],
+)
+def test_errors_are_one_line_and_name_the_field(text: str, message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, source="k.yaml")
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_reserved_system_cpus_satisfy_the_static_reservation() -> None:
+    config = parse_config("cpuManagerPolicy: static\nreservedSystemCPUs: '0,2'")
+    assert config.reserved_system_cpus == CPUSet.of([0, 2]) and config.num_reserved_cpus == 2
+
+
+def test_example_config_spells_out_the_embedded_default() -> None:
+    import dataclasses
+
+    from shim.config import load_config
+    from shared_paths import REPO
+
+    written = load_config(REPO / "examples" / "kubelet-config.yaml")
+    assert dataclasses.replace(written, source="(defaults)") == default_config()
