@@ -1,0 +1,123 @@
+"""Checkpoint stores (in memory, and files written atomically) and the state-directory lock.
+
+:class:`FileCheckpointStore` writes the way a crash cannot tear a state file: a temporary file
+in the same directory (so the rename stays within one filesystem), the text, ``fsync`` of the
+file, ``rename`` over the old name, then ``fsync`` of the directory so the rename itself is
+durable. A failed write leaves the old file untouched and no temporary file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+LOCK_NAME = ".podshim.lock"
+"""The lock file embedded mode takes in the state directory (one admission at a time)."""
+
+
+class StateLockBusy(RuntimeError):
+    """Another process holds the state directory lock (non-blocking attempt)."""
+
+
+def _check_name(name: str) -> None:
+    # A name is one path component: the store must never write outside its directory.
+    if not name or name in (".", "..") or "/" in name or "\0" in name:
+        raise ValueError(f"invalid checkpoint name {name!r}")
+
+
+class MemoryCheckpointStore:
+    """Checkpoints in a dict (tests, dry runs); ``saves`` counts writes per name."""
+
+    def __init__(self, initial: dict[str, str] | None = None) -> None:
+        self.documents: dict[str, str] = dict(initial or {})
+        self.saves: dict[str, int] = {}
+
+    def load(self, name: str) -> str | None:
+        _check_name(name)
+        return self.documents.get(name)
+
+    def save(self, name: str, text: str) -> None:
+        _check_name(name)
+        self.documents[name] = text
+        self.saves[name] = self.saves.get(name, 0) + 1
+
+
+class FileCheckpointStore:
+    """Checkpoints as files in ``directory`` (created if missing), written atomically."""
+
+    def __init__(self, directory: str | os.PathLike[str], *, mode: int = 0o644) -> None:
+        self.directory = Path(directory)
+        self.mode = mode
+
+    def path(self, name: str) -> Path:
+        _check_name(name)
+        return self.directory / name
+
+    def load(self, name: str) -> str | None:
+        try:
+            return self.path(name).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+
+    def save(self, name: str, text: str) -> None:
+        target = self.path(name)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        data = text.encode("utf-8")
+        fd, temp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.directory)
+        try:
+            try:
+                os.fchmod(fd, self.mode)
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(temp, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        _fsync_directory(self.directory)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    except OSError as err:
+        # Some filesystems cannot fsync a directory; the rename is then as durable as they allow.
+        if err.errno not in (errno.EINVAL, errno.ENOTSUP):
+            raise
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def state_lock(directory: str | os.PathLike[str], *, blocking: bool = True) -> Iterator[Path]:
+    """Hold an exclusive ``flock`` on ``<directory>/.podshim.lock`` for the ``with`` body.
+
+    Embedded mode (hooks without a daemon) runs one process per container; the lock
+    serializes their admissions like the daemon's single loop does. The lock is released when
+    the body ends or the process dies. ``blocking=False`` raises :class:`StateLockBusy`.
+    """
+    path = Path(directory) / LOCK_NAME
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise StateLockBusy(f"{path}: held by another process") from None
+        try:
+            yield path
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
