@@ -1,0 +1,303 @@
+"""The CPU manager's state file (``cpu_manager_state``), byte-compatible with the kubelet.
+
+Pure: text in, :class:`CPUState` out, and back. Reads V4 (dual checksum), V3 and V2 files with the
+kubelet's fallback and checksum rules; writes V4 by default, V3 or V2 on request
+(spec/cpu-manager.md §11). File access lives in ``shim.checkpoint.atomic``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shim.checkpoint import CORRUPTED, CheckpointError
+from shim.checkpoint.fnv import fnv1a_32_text
+from shim.checkpoint.godump import dump_for_hash, dump_string
+from shim.checkpoint.gojson import (
+    Field,
+    GoCustom,
+    GoJSONError,
+    GoMap,
+    GoString,
+    GoStruct,
+    GoUint,
+    embedded,
+    go_quote,
+    marshal,
+    quote,
+    unmarshal,
+)
+from shim.checkpoint.gojson import (
+    decode as go_decode,
+)
+from shim.cpu.state import CPUState
+from shim.cpuset import CPUSet, CPUSetParseError
+
+__all__ = [
+    "DEFAULT_PATH",
+    "FORMATS",
+    "CheckpointError",
+    "checksum",
+    "data_checksum",
+    "decode",
+    "encode",
+    "legacy_checksum",
+    "restore",
+]
+
+DEFAULT_PATH = "/var/lib/kubelet/cpu_manager_state"
+FORMATS = ("v4", "v3", "v2")
+_LEGACY_NAME = "state.CPUManagerCheckpoint"
+
+# ---------------------------------------------------------------------------------------------
+# Go types of pkg/kubelet/cm/cpumanager/state
+
+_STRING = GoString("string")
+_CHECKSUM = GoUint("checksum.Checksum")
+_ENTRIES = GoMap("map[string]map[string]string", _STRING, GoMap("map[string]string", _STRING, _STRING))
+_POD_ENTRY_JSON = GoStruct("state.podEntryJSON", (Field("CPUSet", "cpuSet", _STRING, omitempty=True),))
+
+
+def _decode_pod_entry(raw: Any) -> CPUSet:
+    # PodEntry.UnmarshalJSON: decode {"cpuSet": "..."} then parse the cpuset; errors abort decoding.
+    value, error = go_decode(raw, _POD_ENTRY_JSON) if raw is not None else ({"CPUSet": ""}, None)
+    if error is not None:
+        raise error
+    try:
+        return CPUSet.parse(value["CPUSet"])
+    except CPUSetParseError as parse_error:
+        raise GoJSONError(f"failed to parse cpuset: {parse_error}") from None
+
+
+def _marshal_pod_entry(cpus: CPUSet) -> str:
+    text = str(cpus)
+    return "{" + ('"cpuSet":' + quote(text) if text else "") + "}"
+
+
+def _dump_pod_entry(cpus: CPUSet, typed: bool) -> str:
+    elems = " ".join(f"{cpu}:{{}}" for cpu in cpus)
+    body = f"{{CPUSet:(cpuset.CPUSet){{elems:(map[int]struct {{}})map[{elems}]}}}}"
+    return ("(state.PodEntry)" if typed else "") + body
+
+
+_POD_ENTRY = GoCustom("state.PodEntry", _decode_pod_entry, _marshal_pod_entry, _dump_pod_entry, CPUSet)
+_POD_ENTRIES = GoMap("state.PodCPUAssignments", _STRING, _POD_ENTRY)
+
+_POLICY = Field("PolicyName", "policyName", _STRING)
+_DEFAULT = Field("DefaultCPUSet", "defaultCpuSet", _STRING)
+_ENTRIES_FIELD = Field("Entries", "entries", _ENTRIES, omitempty=True)
+_POD_ENTRIES_FIELD = Field("PodEntries", "podEntries", _POD_ENTRIES, omitempty=True)
+_CHECKSUM_FIELD = Field("Checksum", "checksum", _CHECKSUM)
+
+_DATA = GoStruct("state.CPUManagerCheckpointData", (_POLICY, _DEFAULT, _ENTRIES_FIELD, _POD_ENTRIES_FIELD))
+_V3_FIELDS = (_POLICY, _DEFAULT, _ENTRIES_FIELD, _POD_ENTRIES_FIELD, _CHECKSUM_FIELD)
+_V3 = GoStruct("state.CPUManagerCheckpointV3", _V3_FIELDS)
+_V2 = GoStruct("state.CPUManagerCheckpointV2", (_POLICY, _DEFAULT, _ENTRIES_FIELD, _CHECKSUM_FIELD))
+_V1 = GoStruct(
+    "state.CPUManagerCheckpointV1",
+    (
+        _POLICY,
+        _DEFAULT,
+        Field("Entries", "entries", GoMap("map[string]string", _STRING, _STRING), True),
+        _CHECKSUM_FIELD,
+    ),
+)
+_V4 = GoStruct(
+    _LEGACY_NAME,
+    (
+        *embedded(_V3_FIELDS, "CPUManagerCheckpointV3"),
+        Field("Data", "data", _STRING),
+        Field("DataChecksum", "dataChecksum", _CHECKSUM),
+    ),
+)
+
+
+def _fresh(typ: GoStruct) -> dict[str, Any]:
+    # newCPUManagerCheckpointV*(): the maps exist (empty, not nil) before the file is decoded.
+    value: dict[str, Any] = {f.go_name: "" if f.type is _STRING else 0 for f in typ.fields}
+    for f in typ.fields:
+        if isinstance(f.type, GoMap):
+            value[f.go_name] = {}
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Checksums
+
+
+def data_checksum(data: str) -> int:
+    """V4 ``dataChecksum``: FNV-1a 32 of the go-spew dump of the ``data`` string."""
+    return fnv1a_32_text(dump_string(data))
+
+
+checksum = data_checksum
+
+
+def _legacy_dump(value: dict[str, Any], typ: GoStruct, name: str) -> str:
+    # dump.ForHash with the checksum zeroed, printed under the given struct name.
+    zeroed = dict(value, Checksum=0)
+    return dump_for_hash(zeroed, GoStruct(name, typ.fields))
+
+
+def _legacy_sum(value: dict[str, Any], typ: GoStruct, name: str) -> int:
+    return fnv1a_32_text(_legacy_dump(value, typ, name))
+
+
+def legacy_checksum(state: CPUState, policy_name: str, *, format: str = "v3", type_name: str | None = None) -> int:
+    """The legacy (V2/V3) ``checksum`` of ``state`` as the writer of that format computes it:
+    the V3 or V2 struct shape hashed under ``state.CPUManagerCheckpoint`` unless ``type_name``
+    names another (e.g. ``state.CPUManagerCheckpointV3``)."""
+    typ = {"v3": _V3, "v2": _V2}[format]
+    return _legacy_sum(_legacy_value(state, policy_name, typ), typ, type_name or _LEGACY_NAME)
+
+
+def legacy_dump(value: dict[str, Any], format: str, type_name: str) -> str:
+    """The hashed text of a legacy checkpoint struct (``format`` v3, v2 or v1) given as a dict of
+    Go field values (``PolicyName``, ``DefaultCPUSet``, ``Entries``, ``PodEntries``)."""
+    typ = {"v3": _V3, "v2": _V2, "v1": _V1}[format]
+    full = {f.go_name: value.get(f.go_name, {} if isinstance(f.type, GoMap) else "") for f in typ.fields}
+    return _legacy_dump(full, typ, type_name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _corrupt_v3(value: dict[str, Any]) -> bool:
+    # V3 accepts its own name or the legacy name; a zero checksum is not special.
+    expected: int = value["Checksum"]
+    return expected not in (_legacy_sum(value, _V3, _V3.name), _legacy_sum(value, _V3, _LEGACY_NAME))
+
+
+def _corrupt_v2(value: dict[str, Any], pod_level_gate: bool) -> bool:
+    expected: int = value["Checksum"]
+    if expected == 0:
+        return False  # "empty checksum for compatibility with the old file backend"
+    if not pod_level_gate and expected == _legacy_sum(value, _V2, _V2.name):
+        return False
+    return expected != _legacy_sum(value, _V2, _LEGACY_NAME)
+
+
+def _load_v4(text: str) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    """(top-level value, data, error) of the V4 reader."""
+    top, error = unmarshal(text, _V4, _fresh(_V4))
+    if error is not None:
+        return top, None, f"failed to deserialize cpu manager checkpoint: {error}"
+    data, error = unmarshal(top["Data"], _DATA, _fresh(_DATA))
+    if error is not None:
+        return top, None, f"failed to deserialize cpu manager checkpoint data: {error}"
+    if top["DataChecksum"] != data_checksum(top["Data"]):
+        return top, None, CORRUPTED
+    return top, data, None
+
+
+def _load_legacy(text: str, pod_level_gate: bool) -> dict[str, Any]:
+    """V3, falling back to V2; the result has the shape of the V4 data object."""
+    value, error = unmarshal(text, _V3, _fresh(_V3))
+    if error is None and not _corrupt_v3(value):
+        return dict(value)
+    value, error = unmarshal(text, _V2, _fresh(_V2))
+    if error is not None:
+        raise CheckpointError(str(error))
+    if _corrupt_v2(value, pod_level_gate):
+        raise CheckpointError(CORRUPTED)
+    result: dict[str, Any] = dict(value, PodEntries={})
+    return result
+
+
+def _load(text: str, pod_level_gate: bool) -> dict[str, Any]:
+    top, data, error = _load_v4(text)
+    if data is not None:
+        return data
+    if top["Data"] or top["DataChecksum"]:
+        raise CheckpointError(f"could not load v4 checkpoint: {error}")
+    return _load_legacy(text, pod_level_gate)
+
+
+def _parse_cpuset(text: str, describe: str) -> CPUSet:
+    try:
+        return CPUSet.parse(text)
+    except CPUSetParseError as error:
+        raise CheckpointError(f"{describe}: {error}") from None
+
+
+def decode(text: str, policy_name: str, *, pod_level_gate: bool = True) -> CPUState:
+    """The state a kubelet configured with ``policy_name`` restores from the file ``text``.
+
+    Raises :class:`CheckpointError` with the kubelet's (unwrapped) message; pod entries are kept
+    only when ``pod_level_gate`` (``PodLevelResourceManagers``) is on."""
+    data = _load(text, pod_level_gate)
+    if data["PolicyName"] != policy_name:
+        raise CheckpointError(
+            f"configured policy {go_quote(policy_name)} differs from state checkpoint policy "
+            f"{go_quote(data['PolicyName'])}"
+        )
+    default = _parse_cpuset(data["DefaultCPUSet"], f"could not parse default CPU set {go_quote(data['DefaultCPUSet'])}")
+    assignments: dict[str, dict[str, CPUSet]] = {}
+    # Go walks the maps in random order; sorted order makes the reported entry deterministic.
+    for pod in sorted(data["Entries"] or {}):
+        containers = data["Entries"][pod] or {}
+        assignments[pod] = {}
+        for container in sorted(containers):
+            cpus = containers[container]
+            describe = (
+                f"could not parse cpuset {go_quote(cpus)} for container {go_quote(container)} in pod {go_quote(pod)}"
+            )
+            assignments[pod][container] = _parse_cpuset(cpus, describe)
+    pod_entries = dict(data["PodEntries"] or {}) if pod_level_gate else {}
+    return CPUState(default_cpuset=default, assignments=assignments, pod_entries=pod_entries)
+
+
+def restore(
+    text: str | None, policy_name: str, *, pod_level_gate: bool = True, path: str = DEFAULT_PATH
+) -> tuple[CPUState, str | None]:
+    """The kubelet's ``restoreState``: ``(state, text to write or None)``.
+
+    No file (``text is None``): a fresh empty state and its checkpoint, to be written. Any error
+    is wrapped in the kubelet's "please drain this node" message naming ``path``; a damaged file
+    is never silently replaced."""
+    if text is None:
+        state = CPUState()
+        return state, encode(state, policy_name, pod_level_gate=pod_level_gate)
+    try:
+        return decode(text, policy_name, pod_level_gate=pod_level_gate), None
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"could not restore state from checkpoint: {error}, please drain this node and delete the CPU manager "
+            f"checkpoint file {go_quote(path)} before restarting Kubelet"
+        ) from error
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _legacy_value(state: CPUState, policy_name: str, typ: GoStruct, *, pod_level_gate: bool = True) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "PolicyName": policy_name,
+        "DefaultCPUSet": str(state.default_cpuset),
+        "Entries": {
+            pod: {name: str(cpus) for name, cpus in containers.items()} for pod, containers in state.assignments.items()
+        },
+        "Checksum": 0,
+    }
+    if any(f.go_name == "PodEntries" for f in typ.fields):
+        value["PodEntries"] = dict(state.pod_entries) if pod_level_gate else {}
+    return value
+
+
+def encode(state: CPUState, policy_name: str, *, format: str = "v4", pod_level_gate: bool = True) -> str:
+    """The file the kubelet writes for ``state``: ``v4`` (default, dual checksum), ``v3`` or
+    ``v2`` (legacy checksum under the legacy struct name). Pod entries are written only when
+    ``pod_level_gate`` is on (never in ``v2``)."""
+    if format == "v4":
+        data = _legacy_value(state, policy_name, _V3, pod_level_gate=pod_level_gate)
+        del data["Checksum"]
+        data_text = marshal(data, _DATA)
+        top = dict(data, Checksum=0, Data=data_text, DataChecksum=data_checksum(data_text))
+        return marshal(top, _V4)
+    typ = {"v3": _V3, "v2": _V2}.get(format)
+    if typ is None:
+        raise ValueError(f"unknown CPU checkpoint format {format!r} (expected one of {', '.join(FORMATS)})")
+    value = _legacy_value(state, policy_name, typ, pod_level_gate=pod_level_gate)
+    value["Checksum"] = _legacy_sum(value, typ, _LEGACY_NAME)
+    return marshal(value, typ)

@@ -1,0 +1,315 @@
+"""The Memory manager's state file (``memory_manager_state``), byte-compatible with the kubelet.
+
+Pure: text in, :class:`MemoryState` out, and back. Reads V3 (1.37+, dual checksum), V2 and V1
+files with the 1.37 reader's fallback and checksum rules; writes V3 by default, V2 or V1 on
+request (spec/memory-manager.md §9). A ``None`` cells / NUMA affinity list is Go's nil slice and
+is written as ``null``; an empty list is ``[]``. File access lives in ``shim.checkpoint.atomic``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from shim.checkpoint import CORRUPTED, CheckpointError
+from shim.checkpoint.fnv import fnv1a_32_text
+from shim.checkpoint.godump import dump_for_hash, dump_string
+from shim.checkpoint.gojson import (
+    Field,
+    GoInt,
+    GoMap,
+    GoPtr,
+    GoSlice,
+    GoString,
+    GoStruct,
+    GoUint,
+    embedded,
+    go_quote,
+    marshal,
+    unmarshal,
+)
+from shim.memory.state import Block, MemoryState, MemoryTable, NUMANodeState
+
+__all__ = [
+    "DEFAULT_PATH",
+    "FORMATS",
+    "CheckpointError",
+    "checksum",
+    "data_checksum",
+    "decode",
+    "encode",
+    "legacy_checksum",
+    "restore",
+]
+
+DEFAULT_PATH = "/var/lib/kubelet/memory_manager_state"
+FORMATS = ("v3", "v2", "v1")
+_LEGACY_NAME = "state.MemoryManagerCheckpoint"
+_V1_NAME = "state.MemoryManagerCheckpointV1"
+
+# ---------------------------------------------------------------------------------------------
+# Go types of pkg/kubelet/cm/memorymanager/state
+
+_STRING = GoString("string")
+_U64 = GoUint("uint64")
+_INT = GoInt("int")
+_RESOURCE = GoString("v1.ResourceName")
+_CHECKSUM = GoUint("checksum.Checksum")
+_INTS = GoSlice("[]int", _INT)
+_TABLE = GoStruct(
+    "state.MemoryTable",
+    (
+        Field("TotalMemSize", "total", _U64),
+        Field("SystemReserved", "systemReserved", _U64),
+        Field("Allocatable", "allocatable", _U64),
+        Field("Reserved", "reserved", _U64),
+        Field("Free", "free", _U64),
+    ),
+)
+_NODE = GoStruct(
+    "state.NUMANodeState",
+    (
+        Field("NumberOfAssignments", "numberOfAssignments", _INT),
+        Field(
+            "MemoryMap",
+            "memoryMap",
+            GoMap("map[v1.ResourceName]*state.MemoryTable", _RESOURCE, GoPtr("*state.MemoryTable", _TABLE)),
+        ),
+        Field("Cells", "cells", _INTS),
+    ),
+)
+_MACHINE = GoMap("state.NUMANodeMap", _INT, GoPtr("*state.NUMANodeState", _NODE))
+_BLOCK = GoStruct(
+    "state.Block",
+    (Field("NUMAAffinity", "numaAffinity", _INTS), Field("Type", "type", _RESOURCE), Field("Size", "size", _U64)),
+)
+_BLOCKS = GoSlice("[]state.Block", _BLOCK)
+_ENTRIES = GoMap("state.ContainerMemoryAssignments", _STRING, GoMap("map[string][]state.Block", _STRING, _BLOCKS))
+_POD_ENTRY = GoStruct("state.PodEntry", (Field("MemoryBlocks", "memoryBlocks", _BLOCKS, omitempty=True),))
+_POD_ENTRIES = GoMap("state.PodMemoryAssignments", _STRING, _POD_ENTRY)
+
+_POLICY = Field("PolicyName", "policyName", _STRING)
+_MACHINE_FIELD = Field("MachineState", "machineState", _MACHINE)
+_ENTRIES_FIELD = Field("Entries", "entries", _ENTRIES, omitempty=True)
+_POD_ENTRIES_FIELD = Field("PodEntries", "podEntries", _POD_ENTRIES, omitempty=True)
+_CHECKSUM_FIELD = Field("Checksum", "checksum", _CHECKSUM)
+
+_V1_FIELDS = (_POLICY, _MACHINE_FIELD, _ENTRIES_FIELD, _CHECKSUM_FIELD)
+_V1 = GoStruct(_V1_NAME, _V1_FIELDS)
+_V2 = GoStruct(
+    "state.MemoryManagerCheckpointV2", (_POLICY, _MACHINE_FIELD, _ENTRIES_FIELD, _POD_ENTRIES_FIELD, _CHECKSUM_FIELD)
+)
+_DATA = GoStruct("state.MemoryManagerCheckpointData", (_POLICY, _MACHINE_FIELD, _ENTRIES_FIELD, _POD_ENTRIES_FIELD))
+_V3 = GoStruct(
+    _LEGACY_NAME,
+    (
+        *embedded(_V1_FIELDS, "MemoryManagerCheckpointV1"),
+        Field("Data", "data", _STRING),
+        Field("DataChecksum", "dataChecksum", _CHECKSUM),
+    ),
+)
+
+
+def _fresh(typ: GoStruct) -> dict[str, Any]:
+    # newMemoryManagerCheckpointV*(): maps exist (empty, not nil) before the file is decoded.
+    value: dict[str, Any] = {}
+    for f in typ.fields:
+        value[f.go_name] = {} if isinstance(f.type, GoMap) else ("" if f.type is _STRING else 0)
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Checksums
+
+
+def data_checksum(data: str) -> int:
+    """V3 ``dataChecksum``: FNV-1a 32 of the go-spew dump of the ``data`` string."""
+    return fnv1a_32_text(dump_string(data))
+
+
+checksum = data_checksum
+
+
+def _legacy_sum(value: dict[str, Any], typ: GoStruct, name: str) -> int:
+    zeroed = dict(value, Checksum=0)
+    return fnv1a_32_text(dump_for_hash(zeroed, GoStruct(name, typ.fields)))
+
+
+def legacy_dump(state: MemoryState, policy_name: str, *, format: str = "v1", type_name: str = _LEGACY_NAME) -> str:
+    """The text the V1/V2 ``checksum`` hashes for ``state`` (checksum field zeroed)."""
+    typ = {"v1": _V1, "v2": _V2}[format]
+    value = dict(_go_value(state, policy_name, with_pod_entries=format == "v2"), Checksum=0)
+    return dump_for_hash(value, GoStruct(type_name, typ.fields))
+
+
+def legacy_checksum(state: MemoryState, policy_name: str, *, format: str = "v1", type_name: str = _LEGACY_NAME) -> int:
+    """The V1/V2 ``checksum`` of ``state`` (hashed under the legacy struct name by default)."""
+    return fnv1a_32_text(legacy_dump(state, policy_name, format=format, type_name=type_name))
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading
+
+
+def _load_v3(text: str) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
+    top, error = unmarshal(text, _V3, _fresh(_V3))
+    if error is not None:
+        return top, None, f"failed to deserialize memory manager checkpoint: {error}"
+    data, error = unmarshal(top["Data"], _DATA, _fresh(_DATA))
+    if error is not None:
+        return top, None, f"failed to deserialize memory manager checkpoint data: {error}"
+    if top["DataChecksum"] != data_checksum(top["Data"]):
+        return top, None, CORRUPTED
+    return top, data, None
+
+
+def _load_legacy(text: str) -> dict[str, Any]:
+    """V2 (strict checksum), falling back to V1; shaped like the V3 data object."""
+    value, error = unmarshal(text, _V2, _fresh(_V2))
+    if error is None and value["Checksum"] == _legacy_sum(value, _V2, _LEGACY_NAME):
+        return dict(value)
+    value, error = unmarshal(text, _V1, _fresh(_V1))
+    if error is not None:
+        raise CheckpointError(str(error))
+    expected = value["Checksum"]
+    # 0: "empty checksum for compatibility with the old file backend"; 1.36 hashed V1 under its
+    # versioned name, 1.37 under the legacy one.
+    if expected not in (0, _legacy_sum(value, _V1, _LEGACY_NAME), _legacy_sum(value, _V1, _V1_NAME)):
+        raise CheckpointError(CORRUPTED)
+    result: dict[str, Any] = dict(value, PodEntries={})
+    return result
+
+
+def _load(text: str) -> dict[str, Any]:
+    top, data, error = _load_v3(text)
+    if data is not None:
+        return data
+    if top["Data"] or top["DataChecksum"]:
+        raise CheckpointError(f"could not load v3 checkpoint: {error}")
+    return _load_legacy(text)
+
+
+def _blocks(raw: list[dict[str, Any]] | None) -> list[Block]:
+    return [Block(numa_affinity=b["NUMAAffinity"], type=b["Type"], size=b["Size"]) for b in raw or []]
+
+
+def _node(number: int, raw: dict[str, Any] | None) -> NUMANodeState:
+    if raw is None:
+        # The kubelet dereferences it and crashes; refuse the file instead.
+        raise CheckpointError(f"[memorymanager] machine state of NUMA node {number} is null")
+    tables: dict[str, MemoryTable] = {}
+    for resource, table in (raw["MemoryMap"] or {}).items():
+        if table is None:
+            raise CheckpointError(f"[memorymanager] memory table {go_quote(resource)} of NUMA node {number} is null")
+        tables[resource] = MemoryTable(
+            total=table["TotalMemSize"],
+            system_reserved=table["SystemReserved"],
+            allocatable=table["Allocatable"],
+            reserved=table["Reserved"],
+            free=table["Free"],
+        )
+    return NUMANodeState(number_of_assignments=raw["NumberOfAssignments"], memory_map=tables, cells=raw["Cells"])
+
+
+def decode(text: str, policy_name: str, *, pod_level_gate: bool = True) -> MemoryState:
+    """The state a kubelet configured with ``policy_name`` restores from the file ``text``.
+
+    Raises :class:`CheckpointError` with the kubelet's (unwrapped) message; pod entries are kept
+    only when ``pod_level_gate`` (``PodLevelResourceManagers``) is on."""
+    data = _load(text)
+    if data["PolicyName"] != policy_name:
+        raise CheckpointError(
+            f"[memorymanager] configured policy {go_quote(policy_name)} differs from state checkpoint policy "
+            f"{go_quote(data['PolicyName'])}"
+        )
+    machine = {number: _node(number, node) for number, node in sorted((data["MachineState"] or {}).items())}
+    assignments = {
+        pod: {name: _blocks(blocks) for name, blocks in (containers or {}).items()}
+        for pod, containers in (data["Entries"] or {}).items()
+    }
+    pod_entries: dict[str, list[Block]] = {}
+    if pod_level_gate:
+        pod_entries = {pod: _blocks(entry["MemoryBlocks"]) for pod, entry in (data["PodEntries"] or {}).items()}
+    return MemoryState(machine_state=machine, assignments=assignments, pod_entries=pod_entries)
+
+
+def restore(
+    text: str | None, policy_name: str, *, pod_level_gate: bool = True, path: str = DEFAULT_PATH
+) -> tuple[MemoryState, str | None]:
+    """The kubelet's ``restoreState``: ``(state, text to write or None)``.
+
+    No file (``text is None``): a fresh empty state and its checkpoint, to be written. Any error
+    is wrapped in the kubelet's "please drain this node" message naming ``path``."""
+    if text is None:
+        state = MemoryState()
+        return state, encode(state, policy_name, pod_level_gate=pod_level_gate)
+    try:
+        return decode(text, policy_name, pod_level_gate=pod_level_gate), None
+    except CheckpointError as error:
+        raise CheckpointError(
+            f"could not restore state from checkpoint: {error}, please drain this node and delete the memory manager "
+            f"checkpoint file {go_quote(path)} before restarting Kubelet"
+        ) from error
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def _go_blocks(blocks: list[Block]) -> list[dict[str, Any]]:
+    return [{"NUMAAffinity": b.numa_affinity, "Type": b.type, "Size": b.size} for b in blocks]
+
+
+def _go_value(state: MemoryState, policy_name: str, *, with_pod_entries: bool) -> dict[str, Any]:
+    machine = {
+        number: {
+            "NumberOfAssignments": node.number_of_assignments,
+            "MemoryMap": {
+                resource: {
+                    "TotalMemSize": t.total,
+                    "SystemReserved": t.system_reserved,
+                    "Allocatable": t.allocatable,
+                    "Reserved": t.reserved,
+                    "Free": t.free,
+                }
+                for resource, t in node.memory_map.items()
+            },
+            "Cells": node.cells,
+        }
+        for number, node in state.machine_state.items()
+    }
+    value: dict[str, Any] = {
+        "PolicyName": policy_name,
+        "MachineState": machine,
+        "Entries": {
+            pod: {name: _go_blocks(blocks) for name, blocks in containers.items()}
+            for pod, containers in state.assignments.items()
+        },
+    }
+    # An empty pod entry is written as {} and reads back with nil blocks: hash it as nil too, or
+    # the V2 checksum of our own file would not verify (the kubelet has that flaw).
+    value["PodEntries"] = (
+        {pod: {"MemoryBlocks": _go_blocks(blocks) or None} for pod, blocks in state.pod_entries.items()}
+        if with_pod_entries
+        else {}
+    )
+    return value
+
+
+def encode(state: MemoryState, policy_name: str, *, format: str = "v3", pod_level_gate: bool = True) -> str:
+    """The file the kubelet writes for ``state``: ``v3`` (1.37+, default), ``v2`` (1.36 with the
+    gate on) or ``v1``. Pod entries are written only when ``pod_level_gate`` is on (never in v1)."""
+    if format == "v3":
+        data = _go_value(state, policy_name, with_pod_entries=pod_level_gate)
+        data_text = marshal(data, _DATA)
+        legacy = {"PolicyName": policy_name, "MachineState": data["MachineState"], "Entries": data["Entries"]}
+        top = dict(legacy, Checksum=_legacy_sum(legacy, _V1, _LEGACY_NAME), Data=data_text)
+        top["DataChecksum"] = data_checksum(data_text)
+        return marshal(top, _V3)
+    if format == "v2":
+        value = _go_value(state, policy_name, with_pod_entries=pod_level_gate)
+        return marshal(dict(value, Checksum=_legacy_sum(value, _V2, _LEGACY_NAME)), _V2)
+    if format == "v1":
+        value = _go_value(state, policy_name, with_pod_entries=False)
+        del value["PodEntries"]
+        return marshal(dict(value, Checksum=_legacy_sum(value, _V1, _LEGACY_NAME)), _V1)
+    raise ValueError(f"unknown memory checkpoint format {format!r} (expected one of {', '.join(FORMATS)})")
