@@ -1,0 +1,223 @@
+"""The cgroup writer against this machine's real cgroups (root; v1/hybrid or v2 with cpuset).
+
+Creates ``podshim-test-<pid>/ctr`` under the cpuset and cpu hierarchies, moves a python child
+with 3 extra threads into it, writes cpuset and quota through FsBackend with both native
+implementations, and checks the cgroup files and every thread's Cpus_allowed_list.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support import require
+
+from shim.cgroups import native, paths
+from shim.cgroups.writer import ApplyTarget, CpuLimit, CpusetLevel, FsBackend
+from shim.cpuset import CPUSet
+
+pytestmark = pytest.mark.integration
+
+THREADED_CHILD = """
+import threading, time
+for _ in range(3):
+    threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+print("ready", flush=True)
+time.sleep(3600)
+"""
+
+
+@dataclass
+class Sandbox:
+    """The test cgroups and the child process living in the container one."""
+
+    mounts: paths.CgroupMounts
+    pod: paths.CgroupLocation
+    ctr: paths.CgroupLocation
+    cpus: CPUSet  # what the hierarchy root offers
+    mems: tuple[int, ...]
+    child: subprocess.Popen[str]
+
+
+def _ops(name: str) -> native.NativeOps:
+    if name == "python":
+        return native.FallbackOps()
+    module = native.native_module()
+    require(module is not None, "shim._native is not built (pip install -e .)")
+    return native.CffiOps(module)
+
+
+def _affinities(pid: int) -> dict[int, CPUSet]:
+    out: dict[int, CPUSet] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for line in (task / "status").read_text().splitlines():
+            if line.startswith("Cpus_allowed_list:"):
+                out[int(task.name)] = CPUSet.parse(line.split(":", 1)[1].strip())
+    return out
+
+
+def _read(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def _dirs(loc: paths.CgroupLocation) -> list[Path]:
+    return sorted({loc.cpuset.path, loc.cpu.path})
+
+
+def _rmdir(path: Path) -> None:
+    for _ in range(50):  # a killed child leaves its cgroup a moment later
+        try:
+            path.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            if exc.errno != errno.EBUSY:
+                raise
+            time.sleep(0.02)
+    path.rmdir()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[Sandbox]:
+    require(os.geteuid() == 0, "needs root to create cgroups")
+    try:
+        mounts = paths.detect_mounts("/")
+        cpuset_mount = mounts.for_controller("cpuset")
+        cpu_mount = mounts.for_controller("cpu")
+    except paths.CgroupPathError as exc:
+        require(False, f"no usable cgroup mounts: {exc}")
+        raise
+    name = f"podshim-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    if cpuset_mount.version == "v1":
+        pod = paths.CgroupLocation.v1(cpuset_mount.mountpoint, cpu_mount.mountpoint, f"/{name}")
+        ctr = paths.CgroupLocation.v1(cpuset_mount.mountpoint, cpu_mount.mountpoint, f"/{name}/ctr")
+    else:
+        pod = paths.CgroupLocation.v2(cpuset_mount.mountpoint, f"/{name}")
+        ctr = paths.CgroupLocation.v2(cpuset_mount.mountpoint, f"/{name}/ctr")
+    root_dir = cpuset_mount.mountpoint
+    cpus_file = "cpuset.cpus" if cpuset_mount.version == "v1" else "cpuset.cpus.effective"
+    mems_file = "cpuset.mems" if cpuset_mount.version == "v1" else "cpuset.mems.effective"
+    cpus = CPUSet.parse(_read(root_dir / cpus_file))
+    mems = tuple(CPUSet.parse(_read(root_dir / mems_file)))
+    created: list[Path] = []
+    child: subprocess.Popen[str] | None = None
+    try:
+        for directory in [*_dirs(pod), *_dirs(ctr)]:
+            if not directory.exists():
+                directory.mkdir()
+                created.append(directory)
+        if cpuset_mount.version == "v2":
+            # controllers must be enabled down to the container cgroup
+            for parent in (root_dir, pod.cpuset.path):
+                (parent / "cgroup.subtree_control").write_text("+cpuset +cpu")
+        # v1 refuses tasks while cpuset.cpus/mems are empty: give the new cgroups values first
+        result = FsBackend().apply(
+            ApplyTarget(ctr, cpus=cpus, mems=mems, ancestors=(CpusetLevel(pod.cpuset.path, cpus, mems),))
+        )
+        assert result.ok, result.message
+        child = subprocess.Popen([sys.executable, "-c", THREADED_CHILD], stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        for directory in _dirs(ctr):
+            (directory / "cgroup.procs").write_text(str(child.pid))
+        yield Sandbox(mounts, pod, ctr, cpus, mems, child)
+    finally:
+        if child is not None:
+            child.kill()
+            child.wait()
+            if child.stdout is not None:
+                child.stdout.close()
+        for directory in reversed(created):
+            _rmdir(directory)
+
+
+def test_proc_cgroup_resolves_to_the_created_cgroup(sandbox: Sandbox) -> None:
+    loc = paths.resolve_container(sandbox.mounts, pid=sandbox.child.pid, cgroups_path=None)
+    assert loc.cpuset.path == sandbox.ctr.cpuset.path
+    assert loc.cpu.path == sandbox.ctr.cpu.path
+
+
+@pytest.mark.parametrize("impl", ["native", "python"])
+def test_cpuset_quota_and_thread_affinity(sandbox: Sandbox, impl: str) -> None:
+    backend = FsBackend(_ops(impl))
+    last = CPUSet.of([max(sandbox.cpus)])
+    pod_level = CpusetLevel(sandbox.pod.cpuset.path, sandbox.cpus, sandbox.mems)
+    result = backend.apply(
+        ApplyTarget(
+            sandbox.ctr,
+            cpus=last,
+            mems=sandbox.mems,
+            quota=CpuLimit(500),
+            pid=sandbox.child.pid,
+            ancestors=(pod_level,),
+        )
+    )
+    assert result.ok, result.message
+    assert result.threads == 4
+    assert result.effective_cpus == last
+    leaf = sandbox.ctr.cpuset.path
+    if sandbox.ctr.cpuset.version == "v1":
+        assert CPUSet.parse(_read(leaf / "cpuset.cpus")) == last
+        assert CPUSet.parse(_read(leaf / "cpuset.mems")) == CPUSet.of(sandbox.mems)
+        assert _read(sandbox.ctr.cpu.path / "cpu.cfs_quota_us") == "50000"
+        assert _read(sandbox.ctr.cpu.path / "cpu.cfs_period_us") == "100000"
+    else:
+        assert CPUSet.parse(_read(leaf / "cpuset.cpus.effective")) == last
+        assert _read(sandbox.ctr.cpu.path / "cpu.max") == "50000 100000"
+    affinities = _affinities(sandbox.child.pid)
+    assert len(affinities) == 4 and set(affinities.values()) == {last}
+
+    # widen back; then pin the threads inside the cgroup through affinity only
+    first = CPUSet.of([min(sandbox.cpus)])
+    result = backend.apply(
+        ApplyTarget(sandbox.ctr, cpus=sandbox.cpus, quota="unlimited", pid=sandbox.child.pid, affinity=first)
+    )
+    assert result.ok, result.message
+    assert set(_affinities(sandbox.child.pid).values()) == {first}
+    quota_file = "cpu.cfs_quota_us" if sandbox.ctr.cpu.version == "v1" else "cpu.max"
+    assert _read(sandbox.ctr.cpu.path / quota_file).split()[0] in ("-1", "max")
+
+
+def test_affinity_outside_the_cpuset_is_einval(sandbox: Sandbox) -> None:
+    require(len(sandbox.cpus) >= 2, "needs 2 CPUs")
+    backend = FsBackend()
+    only_last = CPUSet.of([max(sandbox.cpus)])
+    assert backend.apply(ApplyTarget(sandbox.ctr, cpus=only_last)).ok
+    for ops in native.implementations():
+        result = ops.set_process_affinity(sandbox.child.pid, [min(sandbox.cpus)])
+        assert (ops.name, result) == (ops.name, native.AffinityResult(0, errno.EINVAL))
+
+
+def test_v1_child_outside_parent_is_refused_by_the_kernel(sandbox: Sandbox) -> None:
+    require(len(sandbox.cpus) >= 2, "needs 2 CPUs")
+    if sandbox.ctr.cpuset.version != "v1":
+        pytest.skip("the subset rule is v1-only")
+    backend = FsBackend()
+    low, high = CPUSet.of([min(sandbox.cpus)]), CPUSet.of([max(sandbox.cpus)])
+    pod_level = CpusetLevel(sandbox.pod.cpuset.path, high, sandbox.mems)
+    assert backend.apply(ApplyTarget(sandbox.ctr, cpus=high, ancestors=(pod_level,))).ok
+    # without the pod level in the target the writer cannot widen the parent first
+    result = backend.apply(ApplyTarget(sandbox.ctr, cpus=low))
+    assert (result.ok, result.errno) == (False, errno.EACCES)
+    assert result.path == str(sandbox.ctr.cpuset.path / "cpuset.cpus")
+    # narrowing the parent under its child: EBUSY
+    narrow_parent = CpusetLevel(sandbox.pod.cpuset.path, low, sandbox.mems)
+    codes = native.load().write_files([(str(narrow_parent.path / "cpuset.cpus"), str(low))])
+    assert codes == [errno.EBUSY]
+    # with the chain, the move is ordered: widen pod, set container, narrow pod
+    result = backend.apply(ApplyTarget(sandbox.ctr, cpus=low, ancestors=(narrow_parent,)))
+    assert result.ok, result.message
+    assert [(Path(w.path).parent.name, w.value) for w in result.writes] == [
+        (sandbox.pod.cpuset.path.name, str(sandbox.cpus)),
+        ("ctr", str(low)),
+        (sandbox.pod.cpuset.path.name, str(low)),
+    ]
+    assert set(_affinities(sandbox.child.pid).values()) == {low}
