@@ -96,6 +96,38 @@ class Config:
         """Both KEP-5526 gates on."""
         return self.gate("PodLevelResources") and self.gate("PodLevelResourceManagers")
 
+    def to_kubelet_config(self) -> dict[str, Any]:
+        """This configuration as a KubeletConfiguration mapping that reads back equal (traces
+        carry it in their header)."""
+        from shim.quantity import format_bytes
+
+        def quantities(resources: dict[str, int]) -> dict[str, str]:
+            return {name: format_quantity(name, amount) for name, amount in resources.items()}
+
+        out: dict[str, Any] = {
+            "apiVersion": API_VERSION,
+            "kind": "KubeletConfiguration",
+            "cpuManagerPolicy": self.cpu_manager_policy,
+            "cpuManagerPolicyOptions": dict(self.cpu_manager_policy_options),
+            "cpuManagerReconcilePeriod": f"{self.cpu_manager_reconcile_period}s",
+            "kubeReserved": quantities(self.kube_reserved),
+            "systemReserved": quantities(self.system_reserved),
+            "evictionHard": {"memory.available": format_bytes(self.eviction_memory)},
+            "memoryManagerPolicy": self.memory_manager_policy,
+            "reservedMemory": [
+                {"numaNode": node, "limits": quantities(limits)} for node, limits in sorted(self.reserved_memory.items())
+            ],
+            "topologyManagerPolicy": self.topology_manager_policy,
+            "topologyManagerScope": self.topology_manager_scope,
+            "topologyManagerPolicyOptions": dict(self.topology_manager_policy_options),
+            "featureGates": dict(self.feature_gates),
+            "cgroupDriver": self.cgroup_driver,
+            "cgroupRoot": self.cgroup_root,
+        }
+        if self.reserved_system_cpus is not None:
+            out["reservedSystemCPUs"] = str(self.reserved_system_cpus)
+        return out
+
 
 def default_config() -> Config:
     """podshim's embedded default: static CPU reserving CPU 0, Static memory reserving the
@@ -129,6 +161,11 @@ def parse_config(text: str, *, source: str = "(config)") -> Config:
         raise ConfigError(f"{source}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
     if document is None:
         document = {}
+    return config_from_mapping(document, source=source)
+
+
+def config_from_mapping(document: object, *, source: str = "(config)") -> Config:
+    """Validate a KubeletConfiguration that is already a mapping (e.g. a trace header's)."""
     if not isinstance(document, Mapping):
         raise ConfigError(f"{source}: a KubeletConfiguration must be a mapping")
     return _ConfigReader(source, document).read()
@@ -296,6 +333,7 @@ def format_quantity(resource: str, amount: int) -> str:
 __all__ = [
     "Config",
     "ConfigError",
+    "config_from_mapping",
     "default_config",
     "format_quantity",
     "load_config",

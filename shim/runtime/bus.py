@@ -59,6 +59,8 @@ class Bus:
         self._queue: deque[tuple[str, Envelope]] = deque()
         self._seq = 0
         self.tap = tap
+        self.outbox: list[Delivery] = []
+        """Messages the actors addressed to ``external`` (outcomes), in delivery order."""
         for actor in actors:
             self.register(actor)
 
@@ -81,9 +83,13 @@ class Bus:
     def idle(self) -> bool:
         return not self._queue
 
+    def _check_destination(self, name: str) -> None:
+        if name != EXTERNAL:
+            self.actor(name)
+
     def send(self, envelope: Envelope, *, sender: str = EXTERNAL) -> None:
         """Queue a message; it is delivered after everything queued before it."""
-        self.actor(envelope.to)
+        self._check_destination(envelope.to)
         self._queue.append((sender, envelope))
 
     def peek(self) -> tuple[str, Envelope] | None:
@@ -99,18 +105,23 @@ class Bus:
 
     def deliver(self, envelope: Envelope, *, sender: str = EXTERNAL) -> Delivery:
         """Deliver now, ahead of the queue (replay uses this for external inputs). The actor's
-        messages join the end of the queue, all or none."""
-        actor = self.actor(envelope.to)
+        messages join the end of the queue, all or none. A message to ``external`` goes to
+        :attr:`outbox` (it is still numbered and tapped, so traces hold the outcomes)."""
+        self._check_destination(envelope.to)
         self._seq += 1
         delivery = Delivery(seq=self._seq, sender=sender, to=envelope.to, msg=envelope.message)
         if self.tap is not None:
             self.tap.record(delivery)
+        if envelope.to == EXTERNAL:
+            self.outbox.append(delivery)
+            return delivery
+        actor = self.actor(envelope.to)
         try:
             emitted = actor.handle(envelope.message)
             for out in emitted:
                 if not isinstance(out, Envelope):
                     raise BusError(f"handle() returned {type(out).__name__}, not an Envelope")
-                self.actor(out.to)
+                self._check_destination(out.to)
         except Exception as err:
             raise ActorError(delivery, err) from err
         self._queue.extend((actor.name, out) for out in emitted)

@@ -88,3 +88,24 @@ def test_example_config_spells_out_the_embedded_default() -> None:
 
     written = load_config(REPO / "examples" / "kubelet-config.yaml")
     assert dataclasses.replace(written, source="(defaults)") == default_config()
+
+
+def test_kubelet_mapping_round_trip() -> None:
+    import dataclasses
+
+    from shim.config import config_from_mapping
+
+    config = parse_config("""
+cpuManagerPolicy: static
+cpuManagerPolicyOptions: {full-pcpus-only: "true"}
+kubeReserved: {cpu: 1500m, memory: 1Gi}
+reservedSystemCPUs: "0,2"
+memoryManagerPolicy: Static
+reservedMemory: [{numaNode: 1, limits: {memory: 1124Mi}}]
+topologyManagerPolicy: restricted
+cpuManagerReconcilePeriod: 2.5s
+""", source="x")
+    again = config_from_mapping(config.to_kubelet_config(), source="x")
+    assert again == config
+    assert dataclasses.replace(default_config(), source="x") == config_from_mapping(
+        default_config().to_kubelet_config(), source="x")

@@ -1,0 +1,130 @@
+"""ProviderActor: the message shell shared by the CPU and memory manager actors.
+
+A provider answers the arbiter's ``HintsRequest``, ``AllocateRequest`` and ``Release`` through
+a :class:`ResourceManager` (the policy plus its state) and persists its state through a
+:class:`~shim.actors.base.CheckpointStore` once per decision, before it answers, so that a
+crash after the answer never loses an allocation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from shim.actors.base import Envelope
+from shim.messages import (
+    Allocated,
+    AllocateRequest,
+    AllocationFailed,
+    ContainerPlacement,
+    Hints,
+    HintsRequest,
+    Message,
+    PodAssignment,
+    Release,
+    hint_from_wire,
+)
+from shim.pod import Pod
+from shim.topology_manager.hint import TopologyHint
+
+UNEXPECTED = "UnexpectedAdmissionError"
+
+ProviderHints = Mapping[str, Sequence[TopologyHint] | None] | None
+
+
+class ResourceManager(Protocol):
+    """A policy and the state it owns, as a provider actor drives it.
+
+    ``allocate`` must leave the state unchanged when it raises; ``encode_state`` gives the
+    checkpoint text (kubelet format) of the current state.
+    """
+
+    checkpoint_name: str
+
+    def hints(self, pod: Pod, container: str | None) -> ProviderHints: ...
+
+    def allocate(self, pod: Pod, container: str | None, hint: TopologyHint | None) -> None: ...
+
+    def placements(self, pod: Pod, container: str | None) -> list[ContainerPlacement]: ...
+
+    def pod_assignment(self, pod: Pod) -> PodAssignment | None: ...
+
+    def release(self, pod_uid: str, container: str | None) -> None: ...
+
+    def encode_state(self) -> str: ...
+
+
+class CheckpointSink(Protocol):
+    def save(self, name: str, text: str) -> None: ...
+
+
+def rejection_of(error: BaseException) -> tuple[str, str]:
+    """The kubelet's admission reason and message for an allocation error: typed errors keep
+    theirs, anything else is "unexpected" (admission.GetPodAdmitResult)."""
+    reason = getattr(error, "admission_reason", None) or getattr(error, "reason", None)
+    if isinstance(reason, str) and reason and reason != UNEXPECTED:
+        return reason, str(error)
+    return UNEXPECTED, f"Allocate failed due to {error}, which is unexpected"
+
+
+class ProviderActor:
+    """A hint provider as an actor; ``name`` is also the provider name in its messages."""
+
+    def __init__(
+        self, name: str, manager: ResourceManager, store: CheckpointSink, *, reply_to: str = "arbiter"
+    ) -> None:
+        self._name = name
+        self.manager = manager
+        self.store = store
+        self.reply_to = reply_to
+        self._saved: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def persist(self) -> None:
+        """Write the checkpoint when the state changed since the last write."""
+        text = self.manager.encode_state()
+        if text != self._saved:
+            self.store.save(self.manager.checkpoint_name, text)
+            self._saved = text
+
+    def mark_saved(self, text: str | None) -> None:
+        """Tell the actor what the store already holds (after a restore)."""
+        self._saved = text
+
+    def handle(self, message: Message) -> list[Envelope]:
+        if isinstance(message, HintsRequest):
+            found = self.manager.hints(message.pod, message.container)
+            hints = None if found is None else {r: None if h is None else list(h) for r, h in found.items()}
+            reply: Message = Hints(
+                provider=self.name, pod_uid=message.pod.uid, container=message.container, hints=Hints.wire(hints)
+            )
+        elif isinstance(message, AllocateRequest):
+            reply = self._allocate(message)
+        elif isinstance(message, Release):
+            self.manager.release(message.pod_uid, message.container)
+            self.persist()
+            return []
+        else:
+            return []
+        return [Envelope(to=self.reply_to, message=reply)]
+
+    def _allocate(self, request: AllocateRequest) -> Message:
+        pod = request.pod
+        try:
+            self.manager.allocate(pod, request.container, hint_from_wire(request.hint))
+        except Exception as error:  # every allocation error rejects the pod, as in the kubelet
+            reason, text = rejection_of(error)
+            return AllocationFailed(
+                provider=self.name, pod_uid=pod.uid, container=request.container, reason=reason, message=text
+            )
+        self.persist()
+        return Allocated(
+            provider=self.name,
+            pod_uid=pod.uid,
+            container=request.container,
+            placements=tuple(self.manager.placements(pod, request.container)),
+            pod=self.manager.pod_assignment(pod),
+        )
