@@ -115,7 +115,8 @@ class Config:
             "evictionHard": {"memory.available": format_bytes(self.eviction_memory)},
             "memoryManagerPolicy": self.memory_manager_policy,
             "reservedMemory": [
-                {"numaNode": node, "limits": quantities(limits)} for node, limits in sorted(self.reserved_memory.items())
+                {"numaNode": node, "limits": quantities(limits)}
+                for node, limits in sorted(self.reserved_memory.items())
             ],
             "topologyManagerPolicy": self.topology_manager_policy,
             "topologyManagerScope": self.topology_manager_scope,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from itertools import combinations
 
 MAX_BITS = 64
+_ALL_BITS = (1 << MAX_BITS) - 1
 
 
 class BitmaskError(ValueError):
@@ -29,12 +31,24 @@ class Bitmask:
 
     @classmethod
     def from_bits(cls, bits: Iterable[int]) -> Bitmask:
-        value = 0
-        for bit in bits:
-            if bit < 0 or bit >= MAX_BITS:
-                raise BitmaskError(f"bit number must be less than {MAX_BITS}")
-            value |= 1 << bit
-        return cls(value)
+        return cls(_bits_value(bits))
+
+    @classmethod
+    def fill(cls) -> Bitmask:
+        """All 64 bits set (the kubelet's ``Fill``)."""
+        return cls(_ALL_BITS)
+
+    def add(self, *bits: int) -> Bitmask:
+        """A copy with ``bits`` set; any bit outside 0..63 fails the whole call."""
+        return Bitmask(self.value | _bits_value(bits))
+
+    def remove(self, *bits: int) -> Bitmask:
+        """A copy with ``bits`` cleared; any bit outside 0..63 fails the whole call."""
+        return Bitmask(self.value & ~_bits_value(bits))
+
+    def get_bits(self) -> list[int] | None:
+        """The kubelet's ``GetBits``: like :meth:`bits` but None (Go nil) for an empty mask."""
+        return self.bits() or None
 
     def bits(self) -> list[int]:
         value, out = self.value, []
@@ -92,3 +106,39 @@ class Bitmask:
 
     def __repr__(self) -> str:
         return f"Bitmask.of({', '.join(map(str, self.bits()))})"
+
+
+def _bits_value(bits: Iterable[int]) -> int:
+    # Validate everything before building the value: the kubelet commits a bit update only
+    # when every bit of the call is valid.
+    value = 0
+    for bit in bits:
+        if bit < 0 or bit >= MAX_BITS:
+            raise BitmaskError(f"bit number must be less than {MAX_BITS}")
+        value |= 1 << bit
+    return value
+
+
+def and_masks(first: Bitmask, *rest: Bitmask) -> Bitmask:
+    """The package-level ``And``: ``first`` ANDed with every mask of ``rest``."""
+    value = first.value
+    for mask in rest:
+        value &= mask.value
+    return Bitmask(value)
+
+
+def or_masks(first: Bitmask, *rest: Bitmask) -> Bitmask:
+    """The package-level ``Or``: ``first`` ORed with every mask of ``rest``."""
+    value = first.value
+    for mask in rest:
+        value |= mask.value
+    return Bitmask(value)
+
+
+def iterate_masks(bits: Iterable[int]) -> Iterator[Bitmask]:
+    """Every non-empty subset of ``bits`` in the kubelet's ``IterateBitMasks`` order: by size,
+    then in lexicographic combination order of the given list."""
+    ids = list(bits)
+    for size in range(1, len(ids) + 1):
+        for combo in combinations(ids, size):
+            yield Bitmask.from_bits(combo)

@@ -83,8 +83,9 @@ def test_reserved_system_cpus_satisfy_the_static_reservation() -> None:
 def test_example_config_spells_out_the_embedded_default() -> None:
     import dataclasses
 
-    from shim.config import load_config
     from shared_paths import REPO
+
+    from shim.config import load_config
 
     written = load_config(REPO / "examples" / "kubelet-config.yaml")
     assert dataclasses.replace(written, source="(defaults)") == default_config()

@@ -56,7 +56,8 @@ def test_limits_default_requests_like_the_api_server() -> None:
         ([{"name": "a", "resources": guaranteed("1")}, {"name": "b"}], None, "Burstable"),
         # pod-level resources take precedence over containers (KEP-2837)
         ([{"name": "a"}, {"name": "b"}], guaranteed("4"), "Guaranteed"),
-        ([{"name": "a", "resources": guaranteed("1")}], {"requests": {"cpu": "2"}, "limits": {"cpu": "4"}}, "Burstable"),
+        ([{"name": "a", "resources": guaranteed("1")}],
+         {"requests": {"cpu": "2"}, "limits": {"cpu": "4"}}, "Burstable"),
         ([{"name": "a", "resources": guaranteed("1")}], {"limits": {"cpu": "4"}}, "Burstable"),
     ],
 )
@@ -96,7 +97,8 @@ def test_missing_uid_is_derived_deterministically() -> None:
         (pod([{"name": "a", "resources": {"requests": {"memory": "-1"}}}]), "must be greater than or equal to 0"),
         (pod([{"name": "a", "resources": {"requests": {"cpu": "2"}, "limits": {"cpu": "1"}}}]),
          "spec.containers[0].resources.requests.cpu: must be less than or equal to the cpu limit"),
-        (pod([{"name": "a"}], init=[{"name": "i", "restartPolicy": "OnFailure"}]), "spec.initContainers[0].restartPolicy"),
+        (pod([{"name": "a"}], init=[{"name": "i", "restartPolicy": "OnFailure"}]),
+         "spec.initContainers[0].restartPolicy"),
         (pod([]), "spec.containers: a pod needs at least one container"),
         ({"kind": "Pod", "metadata": {}, "spec": {"containers": [{"name": "a"}]}}, "metadata.name"),
         ({"kind": "Service", "metadata": {"name": "x"}}, "kind"),
@@ -124,7 +126,8 @@ items:
 - {kind: Pod, metadata: {name: three, uid: c}, spec: {containers: [{name: c}]}}
 """
     assert [p.name for p in load_pods(text)] == ["one", "two", "three"]
-    assert load_pods('{"kind": "Pod", "metadata": {"name": "j"}, "spec": {"containers": [{"name": "c"}]}}')[0].name == "j"
+    as_json = '{"kind": "Pod", "metadata": {"name": "j"}, "spec": {"containers": [{"name": "c"}]}}'
+    assert load_pods(as_json)[0].name == "j"
 
 
 def test_load_pods_reports_yaml_errors_in_one_line() -> None:
