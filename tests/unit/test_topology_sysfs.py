@@ -12,7 +12,8 @@ from shared_paths import SYSFS_FIXTURES
 from shim.cpuset import CPUSet
 from shim.topology import TopologyError
 from shim.topology.jsonfile import to_data
-from shim.topology.sysfs import DirectoryReader, MemoryReader, discover, discover_report, parse_cpumask
+from shim.topology.reader import DirectoryReader, MemoryReader, parse_cpumask
+from shim.topology.sysfs import discover, discover_report
 
 CPU = "sys/devices/system/cpu"
 NODE = "sys/devices/system/node"
@@ -234,10 +235,10 @@ def test_directory_reader_does_not_follow_a_final_symlink(tmp_path: Path) -> Non
 
 
 def test_resolution_through_cycles_terminates() -> None:
-    from shim.topology.sysfs import _Tree
+    from shim.topology.reader import Tree
 
     links = {**cycle_links(), "a": "b", "b": "/a", "up": "../../../.."}
-    tree = _Tree(MemoryReader(small_machine(), links))
+    tree = Tree(MemoryReader(small_machine(), links))
     deep = f"{CPU}/cpu0/node0/cpu0/node0/cpu2/topology/core_id"
     assert tree.resolve(deep) == f"{CPU}/cpu2/topology/core_id"
     assert tree.text(deep) == "0"
