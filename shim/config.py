@@ -231,7 +231,29 @@ class _ConfigReader:
                 "cpuManagerPolicy",
                 "[cpumanager] the static policy requires systemreserved.cpu + kubereserved.cpu to be greater than zero",
             )
+        self.check_policy_options(config)
         return config
+
+    def check_policy_options(self, config: Config) -> None:
+        """The options' names, values and gates, with the kubelet's texts. Checks that need the
+        machine (align-by-socket vs the topology, max-allowable-numa-nodes vs the node count)
+        happen when the node starts."""
+        from shim.cpu.errors import CPUManagerError
+        from shim.cpu.options import FeatureGates
+        from shim.cpu.options import parse_policy_options as parse_cpu_options
+        from shim.topology_manager.options import TopologyManagerError
+        from shim.topology_manager.options import parse_policy_options as parse_tm_options
+
+        if config.cpu_manager_policy == "static":
+            try:
+                parse_cpu_options(config.cpu_manager_policy_options, FeatureGates.of(config.feature_gates))
+            except CPUManagerError as err:
+                raise self.fail("cpuManagerPolicyOptions", str(err)) from None
+        if config.topology_manager_policy != "none":
+            try:
+                parse_tm_options(config.topology_manager_policy_options, config.feature_gates)
+            except TopologyManagerError as err:
+                raise self.fail("topologyManagerPolicyOptions", str(err)) from None
 
     # field readers ------------------------------------------------------------------------
     def string(self, name: str, default: str) -> str:
