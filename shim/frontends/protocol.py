@@ -146,7 +146,9 @@ class Admit(_Tagged, frozen=True, kw_only=True):
 
     @classmethod
     def of(cls, pods: Iterable[Pod | Mapping[str, Any]]) -> Admit:
-        return cls(pods=tuple(msgspec.to_builtins(p) if isinstance(p, Pod) else dict(p) for p in pods))
+        # A Pod goes as the plain mapping it decodes to (lists, not tuples), so that a request
+        # compares equal to itself after a round trip.
+        return cls(pods=tuple(_plain(p) if isinstance(p, Pod) else dict(p) for p in pods))
 
     def to_pods(self) -> list[Pod]:
         """The pods; raises :class:`ProtocolError` naming the entry and the problem."""
@@ -160,6 +162,11 @@ class Admit(_Tagged, frozen=True, kw_only=True):
             except (PodError, msgspec.ValidationError) as err:
                 raise ProtocolError(BAD_REQUEST, f"pods[{index}]: {err}") from None
         return pods
+
+
+def _plain(pod: Pod) -> dict[str, Any]:
+    mapping: dict[str, Any] = msgspec.msgpack.decode(msgspec.msgpack.encode(pod))
+    return mapping
 
 
 class Remove(_Tagged, frozen=True, kw_only=True):

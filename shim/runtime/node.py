@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from shim.actors.arbiter import CGROUP_WRITER, ArbiterActor, NodeDefaults
 from shim.actors.arbiter import NAME as ARBITER
-from shim.actors.arbiter import ArbiterActor, NodeDefaults
 from shim.actors.base import Actor, CheckpointStore, Envelope
 from shim.actors.cgroup_writer import CgroupBackend, CgroupWriterActor, RecordingCgroupBackend
 from shim.actors.cpu_manager import CPUManager
@@ -93,7 +93,10 @@ def build_actors(
     # start() may have completed a fresh state (e.g. the default cpuset): write it now.
     cpu.persist()
     memory.persist()
-    writer = CgroupWriterActor(cgroup_backend if cgroup_backend is not None else RecordingCgroupBackend())
+    # The arbiter addresses its Apply messages to CGROUP_WRITER, so the writer must carry that name.
+    writer = CgroupWriterActor(
+        cgroup_backend if cgroup_backend is not None else RecordingCgroupBackend(), name=CGROUP_WRITER
+    )
     return NodeActors(arbiter, cpu, memory, writer, cpu_manager, memory_manager)
 
 

@@ -78,7 +78,7 @@ class Outcome:
     deliveries: list[Delivery] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(eq=False)  # identity semantics: inputs live in a set
 class _Input:
     envelope: Envelope
     accepts: Match
@@ -281,7 +281,6 @@ class TrioRuntime:
             if len(outcome.deliveries) >= self._limit:
                 raise BusError(f"still busy after {self._limit} deliveries (message loop?)")
             sender, envelope = queue.popleft()
-            cell = self._cells[envelope.to]
             self._seq += 1
             delivery = Delivery(seq=self._seq, sender=sender, to=envelope.to, msg=envelope.message)
             for tap in self.taps:
@@ -289,6 +288,9 @@ class TrioRuntime:
             outcome.deliveries.append(delivery)
             if outcome.reply is None and item.accepts(delivery.msg):
                 outcome.reply = delivery.msg
+            if envelope.to == EXTERNAL:
+                continue  # an outcome for the outside world: numbered and tapped, like the bus's outbox
+            cell = self._cells[envelope.to]
             await cell.inbox_send.send(delivery)
             emitted = await cell.reply_receive.receive()
             try:
@@ -302,7 +304,7 @@ class TrioRuntime:
 
     async def _actor_task(self, cell: _Cell) -> None:
         actor = cell.actor
-        async with cell.inbox_receive, cell.reply_send:
+        async with cell.inbox_receive:
             async for delivery in cell.inbox_receive:
                 try:
                     if cell.in_thread:
@@ -310,12 +312,15 @@ class TrioRuntime:
                     else:
                         emitted = actor.handle(delivery.msg)
                 except Exception as err:
+                    # The reply channel stays open: the dispatcher must see this error (through
+                    # the nursery), not an EndOfChannel racing it.
                     raise ActorError(delivery, err) from err
                 await cell.reply_send.send(emitted)
+        await cell.reply_send.aclose()
 
     # --- helpers --------------------------------------------------------------------------
     def _check_destination(self, envelope: Envelope) -> None:
-        if envelope.to not in self._cells:
+        if envelope.to != EXTERNAL and envelope.to not in self._cells:
             raise BusError(f"no actor named {envelope.to!r} (for {message_type(envelope.message)})")
 
     def _refresh_snapshot(self) -> None:

@@ -1,8 +1,9 @@
 """Toy actors for the trio runtime and daemon tests: a miniature admission with real traffic.
 
 The arbiter asks both providers for hints, then asks them to allocate; a provider that cannot
-fit the pod answers AllocationFailed, the arbiter releases the others and rejects. Outcomes go
-to the sink. ContainerCreated for an admitted container becomes an Apply to the cgroup writer
+fit the pod answers AllocationFailed, the arbiter releases the others and rejects. Admission
+outcomes go to ``external`` (like the real arbiter's), cgroup outcomes to the sink.
+ContainerCreated for an admitted container becomes an Apply to the cgroup writer
 (``/fail`` cgroups fail with ENOSPC). State is plain data so ``snapshot`` can publish it.
 """
 
@@ -12,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from shim.actors.base import Actor, Envelope
+from shim.actors.base import EXTERNAL, Actor, Envelope
 from shim.actors.cgroup_writer import CgroupWriterActor, RecordingCgroupBackend
 from shim.messages import (
     AdmitPod,
@@ -21,8 +22,8 @@ from shim.messages import (
     AllocateRequest,
     AllocationFailed,
     Applied,
-    ApplyFailed,
     Apply,
+    ApplyFailed,
     ContainerAssignment,
     ContainerCreated,
     ContainerPlacement,
@@ -105,7 +106,7 @@ class ToyArbiter:
             out = [Envelope(to=r.provider, message=Release(pod_uid=pod.uid)) for r in results
                    if isinstance(r, Allocated)]
             rejected = Rejected(pod_uid=pod.uid, name=pod.name, reason=failed[0].reason, message=failed[0].message)
-            return [*out, Envelope(to="sink", message=rejected)]
+            return [*out, Envelope(to=EXTERNAL, message=rejected)]
         cpu = next(r for r in results if isinstance(r, Allocated) and r.provider == "cpu")
         assert isinstance(cpu, Allocated)
         containers = []
@@ -117,7 +118,7 @@ class ToyArbiter:
             containers.append(assignment)
         admitted = Admitted(pod_uid=pod.uid, name=pod.name, hint=HintWire(numa=(0,), preferred=True),
                             pod=cpu.pod, containers=tuple(containers))
-        return [Envelope(to="sink", message=admitted)]
+        return [Envelope(to=EXTERNAL, message=admitted)]
 
 
 @dataclass
