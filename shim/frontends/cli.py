@@ -48,6 +48,8 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("topology", "show the machine topology (sockets, NUMA nodes, cores, caches, devices)",
             __name__, "configure_topology", "run_topology"),
+    Command("hook", "OCI runtime hook (createRuntime | poststop): pin or release the container on stdin",
+            "shim.frontends.hook"),
 )
 
 

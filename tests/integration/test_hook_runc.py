@@ -1,0 +1,153 @@
+"""``podshim hook`` as real runc createRuntime/poststop hooks, busybox containers, real cgroups.
+
+Each container prints its own Cpus_allowed_list / Mems_allowed_list and waits; the test checks
+those against the state files podshim wrote, the host's cgroup files (cpuset, CFS quota), the
+registry re-apply of shared-pool containers, the rejection path (the container never runs) and
+the release when containers stop. Needs root, runc, a static /bin/busybox, cgroup cpuset and at
+least 2 CPUs (the config reserves CPU 0).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hook_runc_support import BUSYBOX, Lab
+from support import require
+
+from shim.cgroups import paths
+from shim.cpuset import CPUSet
+
+pytestmark = pytest.mark.integration
+
+MI = 1024 * 1024
+
+
+def _pod(
+    name: str, uid: str, containers: list[dict[str, Any]], resources: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"containers": containers}
+    if resources is not None:
+        spec["resources"] = resources
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "uid": uid}, "spec": spec}
+
+
+def _res(cpu: str, memory: str, *, limit_cpu: str | None = None) -> dict[str, Any]:
+    limits = {"cpu": limit_cpu or cpu, "memory": memory}
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
+
+
+def _root_cpus() -> CPUSet:
+    mount = paths.detect_mounts("/").for_controller("cpuset")
+    name = "cpuset.cpus" if mount.version == "v1" else "cpuset.cpus.effective"
+    return CPUSet.parse((mount.mountpoint / name).read_text().strip())
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    require(os.geteuid() == 0, "needs root (runc, cgroups)")
+    require(shutil.which("runc") is not None, "runc is not installed (apt-get install runc)")
+    require(BUSYBOX.is_file(), "no /bin/busybox (apt-get install busybox-static)")
+    try:
+        mounts = paths.detect_mounts("/")
+        mounts.for_controller("cpuset")
+        mounts.for_controller("cpu")
+    except paths.CgroupPathError as exc:
+        require(False, f"no usable cgroup mounts: {exc}")
+    require({0, 1} <= set(_root_cpus()), "needs CPUs 0 and 1 in the root cpuset")
+    world = Lab(tmp_path)
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+def test_exclusive_shared_and_rejected_pods(lab: Lab) -> None:
+    shared_uid, excl_uid, big_uid = "it-shared-0001", "it-excl-0002", "it-big-0003"
+    everything = _root_cpus()
+    lab.add_pod(_pod("shared", shared_uid, [{"name": "web", "resources": _res("100m", "50Mi", limit_cpu="200m")}]))
+    lab.add_pod(_pod("excl", excl_uid, [{"name": "main", "resources": _res("1", "50Mi")}], _res("1", "100Mi")))
+    # More CPUs than the node can give exclusively (CPU 0 is reserved): always rejected.
+    lab.add_pod(_pod("big", big_uid, [{"name": "hog", "resources": _res(str(len(everything)), "50Mi")}]))
+
+    # 1. A Burstable pod on the shared pool: all CPUs (nothing exclusive yet), quota 200m.
+    web = lab.run(shared_uid, "web")
+    assert web.ready, web.stop() or web.stderr
+    assert web.cpus() == everything == lab.cpuset_cpus(web.id)
+    assert lab.quota(web.id) == "20000"
+    assert CPUSet.parse(lab.cpu_state()["defaultCpuSet"]) == everything
+
+    # 2. A pod-level pod whose Guaranteed container takes one exclusive CPU (not the reserved 0).
+    main = lab.run(excl_uid, "main")
+    assert main.ready, main.stop() or main.stderr
+    state = lab.cpu_state()
+    exclusive = CPUSet.parse(state["entries"][excl_uid]["main"])
+    assert len(exclusive) == 1 and 0 not in exclusive
+    assert CPUSet.parse(state["podEntries"][excl_uid]["cpuSet"]) == exclusive
+    assert main.cpus() == exclusive == lab.cpuset_cpus(main.id)
+    assert lab.quota(main.id) == "-1"  # exclusive CPUs: no CFS quota
+    memory = lab.state("memory_manager_state")
+    (block,) = memory["entries"][excl_uid]["main"]
+    assert main.mems() == CPUSet.of(block["numaAffinity"]) == lab.cpuset_mems(main.id)
+    # ...and the shared container was moved off it (no reconcile loop: the registry did it).
+    shrunk = CPUSet.parse(state["defaultCpuSet"])
+    assert shrunk == everything - exclusive
+    assert lab.cpuset_cpus(web.id) == shrunk
+    assert lab.task_cpus(web.id) == {shrunk}
+    assert lab.registry()["pods"][shared_uid]["containers"]["web"]["cpus"] == str(shrunk)
+
+    # 3. A rejected pod: runc fails the create, the container never prints anything.
+    hog = lab.run(big_uid, "hog")
+    code = hog.stop()
+    assert not hog.ready and hog.status == {}
+    assert code != 0
+    assert "rejected" in hog.stderr and big_uid in hog.stderr
+    assert big_uid not in lab.cpu_state().get("entries", {})
+    assert big_uid not in lab.registry()["pods"]
+
+    # 4. The exclusive container stops: its CPU and the pod's bubble return; web widens again.
+    assert main.stop() == 0, main.stderr
+    state = lab.cpu_state()
+    assert excl_uid not in state.get("entries", {}) and excl_uid not in state.get("podEntries", {})
+    assert CPUSet.parse(state["defaultCpuSet"]) == everything
+    assert excl_uid not in lab.state("memory_manager_state").get("entries", {})
+    assert lab.cpuset_cpus(web.id) == everything
+    assert excl_uid not in lab.registry()["pods"]
+
+    assert web.stop() == 0, web.stderr
+    assert lab.registry()["pods"] == {}
+
+
+def test_pod_shared_pool_released_with_last_container(lab: Lab) -> None:
+    uid = "it-podpool-0004"
+    # Pod-level budget of 1 CPU, two containers without requests: both on the pod shared pool.
+    lab.add_pod(_pod("pool", uid, [{"name": "a"}, {"name": "b"}], _res("1", "100Mi")))
+    first = lab.run(uid, "a")
+    assert first.ready, first.stop() or first.stderr
+    second = lab.run(uid, "b")
+    assert second.ready, second.stop() or second.stderr
+    bubble = CPUSet.parse(lab.cpu_state()["podEntries"][uid]["cpuSet"])
+    assert len(bubble) == 1 and 0 not in bubble
+    for running in (first, second):
+        assert running.cpus() == bubble == lab.cpuset_cpus(running.id)
+
+    assert first.stop() == 0, first.stderr
+    assert CPUSet.parse(lab.cpu_state()["podEntries"][uid]["cpuSet"]) == bubble  # b still runs
+
+    assert second.stop() == 0, second.stderr
+    state = lab.cpu_state()
+    assert uid not in state.get("podEntries", {}) and uid not in state.get("entries", {})
+    assert CPUSet.parse(state["defaultCpuSet"]) == _root_cpus()
+
+
+def test_unmanaged_container_runs_untouched(lab: Lab) -> None:
+    # Annotated with a pod uid podshim has no spec for: the hook must let it run as is.
+    stranger = lab.run("not-in-pod-dir", "c")
+    assert stranger.ready, stranger.stop() or stranger.stderr
+    assert stranger.cpus() == _root_cpus()
+    assert stranger.stop() == 0, stranger.stderr
+    assert not lab.state_dir.exists()
