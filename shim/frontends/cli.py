@@ -48,6 +48,11 @@ class Command:
 COMMANDS: tuple[Command, ...] = (
     Command("topology", "show the machine topology (sockets, NUMA nodes, cores, caches, devices)",
             __name__, "configure_topology", "run_topology"),
+    Command("admit", "admit pods: which CPUs and NUMA memory each container gets", "shim.frontends.admit"),
+    Command("remove", "release what a pod or one of its containers holds", "shim.frontends.remove"),
+    Command("state", "show assignments, pod bubbles and free pools", "shim.frontends.state_cmd"),
+    Command("replay", "re-run a recorded trace (--check: fail on any difference)", "shim.frontends.replay_cmd"),
+    Command("serve", "run the node daemon: admissions on a Unix socket, metrics, pod dir", "shim.frontends.server"),
     Command("hook", "OCI runtime hook (createRuntime | poststop): pin or release the container on stdin",
             "shim.frontends.hook"),
 )

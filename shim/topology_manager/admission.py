@@ -56,7 +56,9 @@ class AdmitResult:
     def from_error(cls, error: BaseException, hint: TopologyHint | None = None) -> AdmitResult:
         """``admission.GetPodAdmitResult``: a typed error keeps its reason and text; anything
         else becomes ``UnexpectedAdmissionError``."""
-        reason = getattr(error, "admission_reason", None)
-        if isinstance(reason, str) and reason:
+        # Typed errors name their reason ``admission_reason`` or, like the CPU and memory
+        # managers' errors, ``reason``; the generic reason means "not typed".
+        reason = getattr(error, "admission_reason", None) or getattr(error, "reason", None)
+        if isinstance(reason, str) and reason and reason != UNEXPECTED_ADMISSION_ERROR:
             return cls(False, reason, str(error), hint)
         return cls(False, UNEXPECTED_ADMISSION_ERROR, f"Allocate failed due to {error}, which is unexpected", hint)
