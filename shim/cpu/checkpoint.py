@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from shim.checkpoint import CORRUPTED, CheckpointError
-from shim.checkpoint.fnv import fnv1a_32_text
-from shim.checkpoint.godump import dump_for_hash, dump_string
+from shim.checkpoint.envelope import data_checksum, fresh, load_enveloped, require_envelope_or_legacy, struct_checksum
+from shim.checkpoint.godump import dump_for_hash
 from shim.checkpoint.gojson import (
     Field,
     GoCustom,
@@ -111,22 +111,8 @@ _V4 = GoStruct(
 )
 
 
-def _fresh(typ: GoStruct) -> dict[str, Any]:
-    # newCPUManagerCheckpointV*(): the maps exist (empty, not nil) before the file is decoded.
-    value: dict[str, Any] = {f.go_name: "" if f.type is _STRING else 0 for f in typ.fields}
-    for f in typ.fields:
-        if isinstance(f.type, GoMap):
-            value[f.go_name] = {}
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # Checksums
-
-
-def data_checksum(data: str) -> int:
-    """V4 ``dataChecksum``: FNV-1a 32 of the go-spew dump of the ``data`` string."""
-    return fnv1a_32_text(dump_string(data))
 
 
 checksum = data_checksum
@@ -138,8 +124,7 @@ def _legacy_dump(value: dict[str, Any], typ: GoStruct, name: str) -> str:
     return dump_for_hash(zeroed, GoStruct(name, typ.fields))
 
 
-def _legacy_sum(value: dict[str, Any], typ: GoStruct, name: str) -> int:
-    return fnv1a_32_text(_legacy_dump(value, typ, name))
+_legacy_sum = struct_checksum
 
 
 def legacy_checksum(state: CPUState, policy_name: str, *, format: str = "v3", type_name: str | None = None) -> int:
@@ -177,25 +162,12 @@ def _corrupt_v2(value: dict[str, Any], pod_level_gate: bool) -> bool:
     return expected != _legacy_sum(value, _V2, _LEGACY_NAME)
 
 
-def _load_v4(text: str) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
-    """(top-level value, data, error) of the V4 reader."""
-    top, error = unmarshal(text, _V4, _fresh(_V4))
-    if error is not None:
-        return top, None, f"failed to deserialize cpu manager checkpoint: {error}"
-    data, error = unmarshal(top["Data"], _DATA, _fresh(_DATA))
-    if error is not None:
-        return top, None, f"failed to deserialize cpu manager checkpoint data: {error}"
-    if top["DataChecksum"] != data_checksum(top["Data"]):
-        return top, None, CORRUPTED
-    return top, data, None
-
-
 def _load_legacy(text: str, pod_level_gate: bool) -> dict[str, Any]:
     """V3, falling back to V2; the result has the shape of the V4 data object."""
-    value, error = unmarshal(text, _V3, _fresh(_V3))
+    value, error = unmarshal(text, _V3, fresh(_V3))
     if error is None and not _corrupt_v3(value):
         return dict(value)
-    value, error = unmarshal(text, _V2, _fresh(_V2))
+    value, error = unmarshal(text, _V2, fresh(_V2))
     if error is not None:
         raise CheckpointError(str(error))
     if _corrupt_v2(value, pod_level_gate):
@@ -205,11 +177,10 @@ def _load_legacy(text: str, pod_level_gate: bool) -> dict[str, Any]:
 
 
 def _load(text: str, pod_level_gate: bool) -> dict[str, Any]:
-    top, data, error = _load_v4(text)
+    top, data, error = load_enveloped(text, _V4, _DATA, "cpu manager")
     if data is not None:
         return data
-    if top["Data"] or top["DataChecksum"]:
-        raise CheckpointError(f"could not load v4 checkpoint: {error}")
+    require_envelope_or_legacy(top, error, "v4")
     return _load_legacy(text, pod_level_gate)
 
 

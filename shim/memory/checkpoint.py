@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from shim.checkpoint import CORRUPTED, CheckpointError
+from shim.checkpoint.envelope import data_checksum, fresh, load_enveloped, require_envelope_or_legacy, struct_checksum
 from shim.checkpoint.fnv import fnv1a_32_text
-from shim.checkpoint.godump import dump_for_hash, dump_string
+from shim.checkpoint.godump import dump_for_hash
 from shim.checkpoint.gojson import (
     Field,
     GoInt,
@@ -109,29 +110,12 @@ _V3 = GoStruct(
 )
 
 
-def _fresh(typ: GoStruct) -> dict[str, Any]:
-    # newMemoryManagerCheckpointV*(): maps exist (empty, not nil) before the file is decoded.
-    value: dict[str, Any] = {}
-    for f in typ.fields:
-        value[f.go_name] = {} if isinstance(f.type, GoMap) else ("" if f.type is _STRING else 0)
-    return value
-
-
 # ---------------------------------------------------------------------------------------------
 # Checksums
 
 
-def data_checksum(data: str) -> int:
-    """V3 ``dataChecksum``: FNV-1a 32 of the go-spew dump of the ``data`` string."""
-    return fnv1a_32_text(dump_string(data))
-
-
 checksum = data_checksum
-
-
-def _legacy_sum(value: dict[str, Any], typ: GoStruct, name: str) -> int:
-    zeroed = dict(value, Checksum=0)
-    return fnv1a_32_text(dump_for_hash(zeroed, GoStruct(name, typ.fields)))
+_legacy_sum = struct_checksum
 
 
 def legacy_dump(state: MemoryState, policy_name: str, *, format: str = "v1", type_name: str = _LEGACY_NAME) -> str:
@@ -150,24 +134,12 @@ def legacy_checksum(state: MemoryState, policy_name: str, *, format: str = "v1",
 # Reading
 
 
-def _load_v3(text: str) -> tuple[dict[str, Any], dict[str, Any] | None, str | None]:
-    top, error = unmarshal(text, _V3, _fresh(_V3))
-    if error is not None:
-        return top, None, f"failed to deserialize memory manager checkpoint: {error}"
-    data, error = unmarshal(top["Data"], _DATA, _fresh(_DATA))
-    if error is not None:
-        return top, None, f"failed to deserialize memory manager checkpoint data: {error}"
-    if top["DataChecksum"] != data_checksum(top["Data"]):
-        return top, None, CORRUPTED
-    return top, data, None
-
-
 def _load_legacy(text: str) -> dict[str, Any]:
     """V2 (strict checksum), falling back to V1; shaped like the V3 data object."""
-    value, error = unmarshal(text, _V2, _fresh(_V2))
+    value, error = unmarshal(text, _V2, fresh(_V2))
     if error is None and value["Checksum"] == _legacy_sum(value, _V2, _LEGACY_NAME):
         return dict(value)
-    value, error = unmarshal(text, _V1, _fresh(_V1))
+    value, error = unmarshal(text, _V1, fresh(_V1))
     if error is not None:
         raise CheckpointError(str(error))
     expected = value["Checksum"]
@@ -180,11 +152,10 @@ def _load_legacy(text: str) -> dict[str, Any]:
 
 
 def _load(text: str) -> dict[str, Any]:
-    top, data, error = _load_v3(text)
+    top, data, error = load_enveloped(text, _V3, _DATA, "memory manager")
     if data is not None:
         return data
-    if top["Data"] or top["DataChecksum"]:
-        raise CheckpointError(f"could not load v3 checkpoint: {error}")
+    require_envelope_or_legacy(top, error, "v3")
     return _load_legacy(text)
 
 
