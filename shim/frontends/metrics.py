@@ -71,6 +71,17 @@ class Metrics:
         self.container_assignments = Gauge(
             "podshim_resource_manager_container_assignments", "Containers assigned resources, by assignment type.",
             ["resource_name", "assignment_type"], registry=r)
+        self.reconcile_passes = Counter(
+            "podshim_reconcile_passes_total", "Reconcile passes, full (cgroups read) or quick.", ["kind"], registry=r)
+        self.reconcile_reapplied = Counter(
+            "podshim_reconcile_reapplied_total", "Containers pinned again by the reconcile loop.", registry=r)
+        self.reconcile_released = Counter(
+            "podshim_reconcile_released_total", "Containers released because their cgroup was gone.", registry=r)
+        self.reconcile_failures = Counter(
+            "podshim_reconcile_failures_total", "Re-pins that failed (retried on the next pass).", registry=r)
+        self.hook_events = Counter(
+            "podshim_hook_events_total", "OCI hook events served, by stage and action.", ["stage", "action"],
+            registry=r)
         # pod uid → where its last AllocateRequest draws from (prometheus-client values are
         # thread-safe; this dict is only touched by the runtime's thread).
         self._sources: dict[str, str] = {}
@@ -92,6 +103,18 @@ class Metrics:
             else:
                 continue  # the node's shared pool is no assignment
             self.container_assignments.labels("cpu", kind).inc()
+
+    # --- the daemon's own work --------------------------------------------------------------
+    def observe_reconcile(self, *, full: bool, reapplied: int, released: int, failed: int) -> None:
+        """Count one reconcile pass and what it did."""
+        self.reconcile_passes.labels("full" if full else "quick").inc()
+        self.reconcile_reapplied.inc(reapplied)
+        self.reconcile_released.inc(released)
+        self.reconcile_failures.inc(failed)
+
+    def observe_hook(self, stage: str, action: str) -> None:
+        """Count one hook event and its outcome (pinned, rejected, skipped, released, failed)."""
+        self.hook_events.labels(stage, action).inc()
 
     # --- providers (a runtime tap) --------------------------------------------------------
     def record(self, delivery: Delivery) -> None:

@@ -182,7 +182,24 @@ HookStage = Literal["createRuntime", "poststop"]
 class HookEvent(_Tagged, frozen=True, kw_only=True):
     """An OCI hook fired. ``state`` is the OCI state the runtime gave the hook; the client fills
     what it could resolve (pod uid, container name, cgroup path, pid), otherwise the daemon reads
-    the identity from ``annotations``."""
+    the identity from ``annotations`` (then ``state["annotations"]``) and the pid from
+    ``state["pid"]``. ``cgroup`` is required for ``createRuntime``: a hierarchy path (``/a/b``)
+    or ``pid:<N>`` (shim.cgroups.backend).
+
+    The daemon answers ``Ok`` with ``result["action"]`` one of:
+
+    * ``{"action": "pinned", "pod_uid", "container", "cgroup", "cpus", "mems", "isolation",
+      "cpu_quota"}``: createRuntime; the pod was admitted (now, if it was not yet: from the
+      pods given over the socket or the daemon's ``--pod-dir``) and the cgroup is pinned;
+    * ``{"action": "rejected", "pod_uid", "container", "reason", "message"}``: createRuntime;
+      the pod's admission failed (kubelet reason and text): the hook must exit non-zero;
+    * ``{"action": "released", "pod_uid", "container"}``: poststop of a managed container;
+    * ``{"action": "skipped", "detail"}``: not podshim's (a sandbox, no pod annotations, an
+      unknown pod or container): the hook exits 0 and the container runs as it is.
+
+    A managed container that cannot be pinned is ``Error(code="apply_failed",
+    message="<path>: <reason> (errno N)")``: the hook must exit non-zero.
+    """
 
     stage: HookStage
     state: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -48,7 +48,7 @@ class Running:
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
     actors = toy_actors(cpus=8)
     runtime = TrioRuntime(actors, snapshot=lambda: toy_state(actors), blocking_names=["cgroup-writer"])
-    daemon = Daemon(runtime, metrics=Metrics(), max_frame=4096)
+    daemon = Daemon(runtime, metrics=Metrics(), max_frame=4096, writer="cgroup-writer")
     path = str(tmp_path / "podshim.sock")
     async with trio.open_nursery() as nursery:
         await nursery.start(lambda task_status: run_daemon(daemon, path, handle_signals=False,
@@ -102,17 +102,19 @@ async def test_hook_events(running: Running) -> None:
         await running.call(client.admit, [toy_pod("h", 1)])
         ok = await running.call(client.hook, HookEvent(stage="createRuntime", pod_uid="h", container="c0",
                                                       cgroup="/kubepods/podh/c0", pid=1))
-        assert ok["applied"] is True
+        assert ok == {"action": "pinned", "pod_uid": "h", "container": "c0", "cgroup": "/kubepods/podh/c0",
+                      "cpus": "1", "mems": "0", "isolation": "container", "cpu_quota": "unlimited"}
         with pytest.raises(RequestFailed, match=r"apply_failed: /fail/cpuset.cpus: .*\(errno 28\)"):
             await running.call(client.hook, HookEvent(stage="createRuntime", cgroup="/fail", annotations={
                 "io.kubernetes.cri.sandbox-uid": "h", "io.kubernetes.cri.container-name": "c0"}))
         sandbox = HookEvent(stage="createRuntime", state={"annotations": {
             "io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-uid": "h"}})
-        assert (await running.call(client.hook, sandbox)) == {"skipped": "sandbox"}
+        assert (await running.call(client.hook, sandbox))["action"] == "skipped"
         unmanaged = HookEvent(stage="createRuntime", pod_uid="zz", container="c", cgroup="/x")
-        assert (await running.call(client.hook, unmanaged)) == {"skipped": "not managed by podshim"}
+        assert (await running.call(client.hook, unmanaged)) == {"action": "skipped",
+                                                               "detail": "pod zz is not known to podshim"}
         stopped = await running.call(client.hook, HookEvent(stage="poststop", pod_uid="h", container="c0"))
-        assert stopped["removed"] is True
+        assert stopped == {"action": "released", "pod_uid": "h", "container": "c0"}
 
 
 async def test_malformed_oversized_and_unknown_frames(running: Running) -> None:
