@@ -39,8 +39,9 @@ DEFAULT_FEATURE_GATES: dict[str, bool] = {
 }
 # The kubelet's default hard eviction threshold for memory (evictionHard["memory.available"]).
 DEFAULT_EVICTION_MEMORY = "100Mi"
-_DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))+")
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)")
+# Go duration syntax; compiled on first use (the hook's start-up should not pay for it).
+_DURATION = r"(?:(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns))+"
+_DURATION_PART = r"(\d+(?:\.\d+)?)(h|ms|m|s|us|µs|ns)"
 _DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 
 
@@ -140,18 +141,47 @@ def default_config() -> Config:
 
 
 def load_config(path: str | Path | None) -> Config:
-    """Read and validate a KubeletConfiguration file; None gives ``default_config()``."""
+    """Read and validate a KubeletConfiguration file; None gives ``default_config()``. A file
+    named ``*.json`` is read as JSON (no YAML parser is loaded: the hook starts faster)."""
     if path is None:
         return default_config()
+    return config_from_mapping(read_config_document(path), source=str(path))
+
+
+def read_config_document(path: str | Path) -> object:
+    """The parsed but not yet validated document of a config file (JSON for ``*.json``, else
+    YAML); ConfigError names the file when it cannot be read or parsed."""
     source = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"{source}: cannot read: {err.strerror}") from None
-    return parse_config(text, source=source)
+    if source.endswith(".json"):
+        return _json_document(text, source)
+    return _yaml_document(text, source)
+
+
+def parse_json_config(text: str, *, source: str = "(config)") -> Config:
+    """A KubeletConfiguration written as JSON (the kubelet accepts both forms)."""
+    return config_from_mapping(_json_document(text, source), source=source)
 
 
 def parse_config(text: str, *, source: str = "(config)") -> Config:
+    """A KubeletConfiguration in YAML (JSON is YAML too)."""
+    return config_from_mapping(_yaml_document(text, source), source=source)
+
+
+def _json_document(text: str, source: str) -> object:
+    import json
+
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{source}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    return {} if document is None else document
+
+
+def _yaml_document(text: str, source: str) -> object:
     import yaml
 
     try:
@@ -160,9 +190,7 @@ def parse_config(text: str, *, source: str = "(config)") -> Config:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ConfigError(f"{source}: invalid YAML{where}: {getattr(err, 'problem', err)}") from None
-    if document is None:
-        document = {}
-    return config_from_mapping(document, source=source)
+    return {} if document is None else document
 
 
 def config_from_mapping(document: object, *, source: str = "(config)") -> Config:
@@ -340,8 +368,8 @@ class _ConfigReader:
         if found is None:
             return default
         text = str(found)
-        if text == "0" or _DURATION.fullmatch(text):
-            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text))
+        if text == "0" or re.fullmatch(_DURATION, text):
+            seconds = sum(float(n) * _DURATION_UNITS[u] for n, u in re.findall(_DURATION_PART, text))
             return seconds
         raise self.fail(name, f"invalid duration {text!r}")
 
@@ -361,4 +389,6 @@ __all__ = [
     "format_quantity",
     "load_config",
     "parse_config",
+    "parse_json_config",
+    "read_config_document",
 ]

@@ -8,7 +8,6 @@ kubelet's ``Quantity.MilliValue()`` / ``Value()`` do.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -24,8 +23,10 @@ MEMORY = "memory"
 HUGEPAGES_PREFIX = "hugepages-"
 # The only resources Kubernetes uses for the QoS class.
 _QOS_RESOURCES = (CPU, MEMORY)
-# Namespace for uids podshim derives for pods that have none (stable across runs).
-_UID_NAMESPACE = uuid.UUID("6f0d3c1e-5a3b-4c1e-9a53-706f64736869")
+# Namespace for uids podshim derives for pods that have none (stable across runs). A string:
+# the uuid module is imported only when a uid is derived (it loads ``platform``, which the OCI
+# hook's start-up cannot afford).
+_UID_NAMESPACE = "6f0d3c1e-5a3b-4c1e-9a53-706f64736869"
 
 
 class PodError(ValueError):
@@ -159,7 +160,9 @@ def _qos_of(resource_lists: list[Resources]) -> QOSClass:
 
 def derive_uid(namespace: str, name: str) -> str:
     """The uid podshim gives a pod manifest without one: uuid5 of ``namespace/name``."""
-    return str(uuid.uuid5(_UID_NAMESPACE, f"{namespace}/{name}"))
+    import uuid
+
+    return str(uuid.uuid5(uuid.UUID(_UID_NAMESPACE), f"{namespace}/{name}"))
 
 
 class _PodReader:

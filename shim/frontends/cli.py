@@ -10,13 +10,15 @@ naming the file, field and value), 3 runtime failure.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn, TextIO
 
+# Neither typing nor dataclasses at run time: ``podshim hook`` imports this module on every
+# container start (mypy treats a name TYPE_CHECKING as true).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any, NoReturn, TextIO
+
     from shim.topology.model import Topology
     from shim.topology.sysfs import Discovery
 
@@ -34,15 +36,33 @@ class RuntimeFailure(Exception):
     """The command could not do its work (not the user's input); ``main`` exits 3."""
 
 
-@dataclass(frozen=True)
 class Command:
-    """A subcommand: ``module`` is imported only when the command runs (or shows its help)."""
+    """A subcommand: ``module`` is imported only when the command runs (or shows its help).
+    A plain slotted class: a dataclass would load ``dataclasses`` (and ``inspect``) on every
+    ``podshim`` start."""
 
-    name: str
-    help: str
-    module: str
-    configure: str = "configure"
-    run: str = "run"
+    __slots__ = ("configure", "help", "module", "name", "run")
+
+    def __init__(self, name: str, help: str, module: str, configure: str = "configure", run: str = "run") -> None:
+        self.name = name
+        self.help = help
+        self.module = module
+        self.configure = configure
+        self.run = run
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Command):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Command({self.name!r}, {self.help!r}, {self.module!r}, {self.configure!r}, {self.run!r})"
+
+    def _key(self) -> tuple[str, str, str, str, str]:
+        return (self.name, self.help, self.module, self.configure, self.run)
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -58,7 +78,35 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
+def _terminal_width() -> int:
+    # shutil.get_terminal_size's rule (COLUMNS, then the terminal, then 80), without importing
+    # shutil: argparse's HelpFormatter imports it for every argument added, and shutil loads
+    # the compression modules, a few ms of every ``podshim hook``.
+    import os
+
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 0
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return (columns or 80) - 2
+
+
+class _Formatter(argparse.HelpFormatter):
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None) -> None:
+        super().__init__(prog, indent_increment, max_help_position, _terminal_width() if width is None else width)
+
+
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message}")
 
@@ -72,20 +120,30 @@ def _selected(argv: Sequence[str]) -> str | None:
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The parser; only the command named in ``argv`` gets its options (and its module loaded)."""
+    """The parser; only the command named in ``argv`` gets its options (and its module loaded).
+    When ``argv`` starts with a known command, the other commands' subparsers are not built at
+    all (nothing can show them: their help lists only come with ``podshim --help``)."""
     from shim import __version__
 
     parser = _Parser(prog="podshim", description="NUMA-aligned CPU and memory manager for pods.")
     parser.add_argument("--version", action="version", version=f"podshim {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     chosen = _selected(argv)
+    only = chosen if argv and argv[0] == chosen and any(c.name == chosen for c in COMMANDS) else None
     for command in COMMANDS:
+        if only is not None and command.name != only:
+            continue
         sub = commands.add_parser(command.name, help=command.help, description=command.help)
         if command.name == chosen:
-            module = importlib.import_module(command.module)
+            module = sys.modules[__name__] if command.module == __name__ else _import(command.module)
             getattr(module, command.configure)(sub)
             sub.set_defaults(_run=getattr(module, command.run))
     return parser
+
+
+def _import(name: str) -> Any:
+    __import__(name)
+    return sys.modules[name]
 
 
 def _fail(stream: TextIO, message: str) -> None:

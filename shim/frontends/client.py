@@ -1,47 +1,80 @@
 """A blocking client of the podshim daemon (``podshim hook --socket``, ``podshim admit --socket``).
 
-Only the standard socket module and msgspec: the OCI hook runs once per container start, and
-importing trio would cost it tens of milliseconds. Every failure is a :class:`DaemonError` whose
-text is one line naming the socket.
+Two ways to talk, both over the standard socket module (never trio):
+
+* :class:`Client` speaks msgpack through :mod:`shim.frontends.protocol` (msgspec), imported on
+  first use: the CLI's ``admit``/``remove``/``state --socket``.
+* :func:`hook_event` sends one ``HookEvent`` as a length-prefixed JSON frame built with the
+  standard ``json`` module, and reads the daemon's JSON reply the same way. The OCI hook runs
+  once per container start: it must not pay for msgspec, the pod model or trio.
+
+Every failure is a :class:`DaemonError` whose text is one line naming the socket.
 """
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterable, Mapping
-from typing import Any
+# The C module under ``socket``: importing ``socket`` itself builds its enums (a few ms of the
+# hook's start-up); these sockets need only connect, send, receive and close.
+import _socket
+import struct
 
-from shim.frontends.protocol import (
-    MAX_RESPONSE,
-    Admit,
-    Error,
-    FrameDecoder,
-    Health,
-    HookEvent,
-    Ok,
-    ProtocolError,
-    Remove,
-    Request,
-    Response,
-    State,
-    decode_response,
-    encode_frame,
-)
-from shim.pod import Pod
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+    from typing import Any
+
+    from shim.frontends.protocol import Error, FrameDecoder, HookEvent, Request, Response
+    from shim.pod import Pod
 
 DEFAULT_TIMEOUT = 30.0
+# The protocol's frame header (protocol.HEADER) and the largest reply a client accepts
+# (protocol.MAX_RESPONSE); repeated so the JSON path does not import the protocol module.
+_HEADER = struct.Struct(">I")
+_MAX_RESPONSE = 64 << 20
 
 
 class DaemonError(Exception):
     """The daemon could not be asked or did not answer (one line)."""
 
 
-class RequestFailed(DaemonError):
-    """The daemon answered with an :class:`~shim.frontends.protocol.Error`."""
+class DaemonUnreachable(DaemonError):
+    """No daemon accepted the connection (socket missing, refused, timed out): nothing was sent."""
 
-    def __init__(self, error: Error) -> None:
+
+class RequestFailed(DaemonError):
+    """The daemon answered with an Error response; ``code`` and ``message`` are its fields and
+    ``error`` the :class:`~shim.frontends.protocol.Error` itself (a :class:`WireError` on the
+    JSON path)."""
+
+    def __init__(self, error: Error | WireError) -> None:
         super().__init__(f"podshim daemon: {error.code}: {error.message}")
         self.error = error
+        self.code = error.code
+        self.message = error.message
+
+
+class WireError:
+    """An Error response read by the JSON path (the fields of protocol.Error)."""
+
+    __slots__ = ("code", "message")
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"WireError(code={self.code!r}, message={self.message!r})"
+
+
+def _connect(path: str, timeout: float | None) -> _socket.socket:
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError as err:
+        sock.close()
+        raise DaemonUnreachable(f"podshim daemon not reachable at {path}: {_reason(err)}") from None
+    return sock
 
 
 class Client:
@@ -49,15 +82,11 @@ class Client:
     context manager, or call :meth:`close`."""
 
     def __init__(self, path: str, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
+        from shim.frontends.protocol import MAX_RESPONSE, FrameDecoder
+
         self.path = path
-        self._decoder = FrameDecoder(MAX_RESPONSE)
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._sock.settimeout(timeout)
-        try:
-            self._sock.connect(path)
-        except OSError as err:
-            self._sock.close()
-            raise DaemonError(f"podshim daemon not reachable at {path}: {_reason(err)}") from None
+        self._decoder: FrameDecoder = FrameDecoder(MAX_RESPONSE)
+        self._sock = _connect(path, timeout)
 
     def __enter__(self) -> Client:
         return self
@@ -77,6 +106,8 @@ class Client:
 
     def receive(self) -> Response:
         """The next response frame."""
+        from shim.frontends.protocol import ProtocolError, decode_response
+
         while True:
             try:
                 chunk = self._sock.recv(65536)
@@ -96,11 +127,15 @@ class Client:
 
     def call(self, request: Request) -> Response:
         """Send one request and return the response (Ok or Error)."""
+        from shim.frontends.protocol import encode_frame
+
         self.send_raw(encode_frame(request))
         return self.receive()
 
     def result(self, request: Request) -> Any:
         """The ``result`` of an Ok response; an Error response raises :class:`RequestFailed`."""
+        from shim.frontends.protocol import Ok
+
         response = self.call(request)
         if isinstance(response, Ok):
             return response.result
@@ -109,18 +144,26 @@ class Client:
     # conveniences -------------------------------------------------------------------------
     def admit(self, pods: Iterable[Pod | Mapping[str, Any]]) -> Any:
         """``{"pods": [...]}`` as ``podshim admit --output json`` prints it."""
+        from shim.frontends.protocol import Admit
+
         return self.result(Admit.of(pods))
 
     def remove(self, pod_uid: str, container: str | None = None) -> Any:
+        from shim.frontends.protocol import Remove
+
         return self.result(Remove(pod_uid=pod_uid, container=container))
 
     def hook(self, event: HookEvent) -> Any:
         return self.result(event)
 
     def state(self) -> Any:
+        from shim.frontends.protocol import State
+
         return self.result(State())
 
     def health(self) -> Any:
+        from shim.frontends.protocol import Health
+
         return self.result(Health())
 
 
@@ -134,3 +177,117 @@ def request(path: str, request: Request, *, timeout: float | None = DEFAULT_TIME
     """One request on a fresh connection; returns the Ok result or raises :class:`DaemonError`."""
     with Client(path, timeout=timeout) as client:
         return client.result(request)
+
+
+# --- the hook's JSON path ---------------------------------------------------------------------
+
+
+def hook_event_payload(
+    stage: str,
+    *,
+    state: Mapping[str, Any] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    pod_uid: str | None = None,
+    container: str | None = None,
+    cgroup: str | None = None,
+    pid: int | None = None,
+) -> bytes:
+    """The JSON payload of a ``HookEvent`` request (protocol.HookEvent's fields, tagged with
+    ``"type": "HookEvent"``; the daemon rejects unknown fields)."""
+    import json
+
+    event = {
+        "type": "HookEvent",
+        "stage": stage,
+        "state": dict(state or {}),
+        "annotations": dict(annotations or {}),
+        "pod_uid": pod_uid,
+        "container": container,
+        "cgroup": cgroup,
+        "pid": pid,
+    }
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def json_call(path: str, payload: bytes, *, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
+    """Send one JSON request payload as a length-prefixed frame on a fresh connection and return
+    the ``result`` of the daemon's Ok reply; an Error reply raises :class:`RequestFailed`, any
+    other failure :class:`DaemonError`."""
+    import json
+
+    sock = _connect(path, timeout)
+    try:
+        try:
+            sock.sendall(_HEADER.pack(len(payload)) + payload)
+            reply = _receive_frame(sock, path)
+        except OSError as err:
+            raise DaemonError(f"podshim daemon at {path}: no answer: {_reason(err)}") from None
+    finally:
+        sock.close()
+    try:
+        document = json.loads(reply)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise DaemonError(f"podshim daemon at {path}: undecodable reply: {err}") from None
+    kind = document.get("type") if isinstance(document, dict) else None
+    if kind == "Ok":
+        return document.get("result")
+    if kind == "Error":
+        raise RequestFailed(WireError(str(document.get("code", "")), str(document.get("message", ""))))
+    raise DaemonError(f"podshim daemon at {path}: unexpected reply {str(document)[:80]!r}")
+
+
+def _receive_frame(sock: _socket.socket, path: str) -> bytes:
+    # One length-prefixed frame. A daemon that refuses a peer (or a frame) sends its Error and
+    # closes, so a short read is an error naming what was missing.
+    buffer = bytearray()
+    need = _HEADER.size
+    length: int | None = None
+    while True:
+        while len(buffer) < need:
+            chunk = sock.recv(max(65536, need - len(buffer)))
+            if not chunk:
+                what = "a reply" if not buffer else f"the reply ({len(buffer)} of {need} bytes)"
+                raise DaemonError(f"podshim daemon at {path} closed the connection before {what}")
+            buffer += chunk
+        if length is not None:
+            return bytes(buffer[_HEADER.size : need])
+        if buffer[:1] == b"{":
+            raise DaemonError(f"podshim daemon at {path}: reply without a length prefix")
+        (length,) = _HEADER.unpack_from(buffer)
+        if length > _MAX_RESPONSE:
+            raise DaemonError(f"podshim daemon at {path}: reply of {length} bytes is over the limit")
+        need = _HEADER.size + length
+
+
+def hook_event(
+    path: str,
+    stage: str,
+    *,
+    state: Mapping[str, Any] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    pod_uid: str | None = None,
+    container: str | None = None,
+    cgroup: str | None = None,
+    pid: int | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT,
+) -> Any:
+    """Tell the daemon at ``path`` that a hook fired (JSON framing, standard library only);
+    returns the Ok reply's ``result`` (``{"action": ..., ...}``)."""
+    payload = hook_event_payload(
+        stage, state=state, annotations=annotations, pod_uid=pod_uid, container=container, cgroup=cgroup, pid=pid
+    )
+    return json_call(path, payload, timeout=timeout)
+
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Client",
+    "DaemonError",
+    "DaemonUnreachable",
+    "RequestFailed",
+    "WireError",
+    "hook_event",
+    "hook_event_payload",
+    "json_call",
+    "request",
+]

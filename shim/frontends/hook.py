@@ -25,8 +25,15 @@ Embedded mode has no reconcile loop, so the hook keeps a registry of the contain
 and re-applies those whose placement changed when an admission or a release changes the node's
 shared pool (shim.frontends.hook_registry).
 
+Client mode (``--socket PATH``): the hook resolves the container's identity and cgroup itself
+and sends one ``HookEvent`` to ``podshim serve`` (shim.frontends.client, JSON framing), then
+exits by the daemon's answer; see :func:`run_client`. When the daemon cannot be reached the hook
+fails (exit 3), unless ``--state-dir`` is also given: it then runs in embedded mode.
+
 Only the standard library and shim.frontends.oci are imported until the container is known to
-be managed; the node, msgspec and YAML come in after that.
+be managed; the node, msgspec and YAML come in after that. In embedded mode the parsed config,
+the sysfs topology and the pod index are cached in the state directory
+(shim.frontends.hookcache), so a warm call parses no YAML and walks no sysfs.
 """
 
 from __future__ import annotations
@@ -34,17 +41,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from shim.frontends import oci
-from shim.frontends.cli import EXIT_FAILURE, EXIT_OK, EXIT_REJECTED, RuntimeFailure, UsageError, add_topology_source
+from shim.frontends.cli import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    RuntimeFailure,
+    UsageError,
+    add_topology_source,
+)
 
+TYPE_CHECKING = False  # mypy treats the name as true; typing is not imported at run time
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any
+
     from shim.actors.stores import FileCheckpointStore
     from shim.cgroups.backend import FsCgroupBackend
+    from shim.cgroups.paths import CgroupMounts
     from shim.frontends.hook_registry import Registry
+    from shim.frontends.hookcache import HookCache
     from shim.pod import Pod
     from shim.runtime.node import Node
 
@@ -74,9 +93,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="STAGE",
         help="createRuntime (alias prestart) or poststop; the OCI state is read from stdin",
     )
-    parser.add_argument("--config", metavar="FILE", help="KubeletConfiguration YAML (default: podshim's defaults)")
     parser.add_argument(
-        "--state-dir", metavar="DIR", default=DEFAULT_STATE_DIR, help=f"state files (default {DEFAULT_STATE_DIR})"
+        "--socket",
+        metavar="PATH",
+        help="ask the podshim daemon listening here instead of deciding in this process (with --state-dir: "
+        "fall back to embedded mode when the daemon is not reachable)",
+    )
+    parser.add_argument(
+        "--timeout", metavar="SECONDS", type=float, default=None,
+        help="how long to wait for the daemon's answer (default 30)",
+    )
+    parser.add_argument(
+        "--config", metavar="FILE",
+        help="KubeletConfiguration, YAML or JSON by suffix (.json: faster start-up) (default: podshim's defaults)",
+    )
+    parser.add_argument(
+        "--state-dir", metavar="DIR", default=None, help=f"state files (default {DEFAULT_STATE_DIR})"
     )
     parser.add_argument(
         "--pod-dir",
@@ -108,19 +140,156 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     assert identity.pod_uid is not None and identity.container is not None
     try:
+        if args.socket is not None:
+            code = run_client(args, kind, state, bundle, identity.pod_uid, identity.container)
+            if code is not None:
+                return code
+        if args.state_dir is None:
+            args.state_dir = DEFAULT_STATE_DIR
         if kind == CREATE:
             return _create(args, state, bundle, identity.pod_uid, identity.container)
         return _stop(args, identity.pod_uid, identity.container)
     except HookFailed as failed:
-        sys.stderr.write(" ".join(f"podshim hook: {failed}".split()) + "\n")
+        _say(str(failed))
         return failed.code
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(" ".join(f"podshim hook: {message}".split()) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# client mode
+
+
+def run_client(
+    args: argparse.Namespace, kind: str, state: oci.OCIState, bundle: oci.BundleConfig, uid: str, name: str
+) -> int | None:
+    """Send the event to the daemon at ``args.socket``; the exit code, or None to fall back to
+    embedded mode (daemon unreachable and ``--state-dir`` given).
+
+    Request: ``HookEvent(stage, state=<the OCI state as received>, annotations=<config.json's
+    overlaid with the state's>, pod_uid, container, cgroup, pid)``; at createRuntime ``cgroup``
+    is the hierarchy path (or ``pid:<N>``) resolved here as embedded mode would, at poststop it
+    is None. Reply: ``Ok(result)``, where ``result["action"]`` is ``"rejected"`` → exit 1 with
+    ``result["message"]``, anything else (``pinned``, ``released``, ``skipped``) → exit 0; an
+    ``Error(code, message)`` → exit 3 (2 for ``bad_request``).
+    """
+    from shim.frontends import client
+
+    stage = "poststop" if kind == STOP else "createRuntime"
+    cgroup = None
+    problem = None
+    if kind == CREATE:
+        try:
+            cgroup = quick_cgroup(state.pid) or _resolve_cgroup(_host_mounts(), "/", state, bundle)
+        except HookFailed as failed:
+            # Let the daemon judge: it skips containers it does not manage; for one it does,
+            # it answers an error and the hook fails with this reason too.
+            problem = str(failed)
+    timeout = client.DEFAULT_TIMEOUT if args.timeout is None else args.timeout
+    try:
+        result = client.hook_event(
+            args.socket, stage, state=state.document, annotations=oci.merged_annotations(state, bundle),
+            pod_uid=uid, container=name, cgroup=cgroup, pid=state.pid, timeout=timeout,
+        )
+    except client.DaemonUnreachable as err:
+        if args.state_dir is not None:
+            _say(f"warning: {err}; deciding in embedded mode")
+            return None
+        raise HookFailed(EXIT_FAILURE, str(err)) from None
+    except client.RequestFailed as err:
+        code = EXIT_USAGE if err.code == "bad_request" else EXIT_FAILURE
+        raise HookFailed(code, f"{err}" + (f" ({problem})" if problem else "")) from None
+    except client.DaemonError as err:
+        raise HookFailed(EXIT_FAILURE, str(err)) from None
+    return _client_exit(result, uid)
+
+
+def _client_exit(result: Any, uid: str) -> int:
+    action = result.get("action") if isinstance(result, dict) else None
+    if action == "rejected":
+        pod = f"pod {result['name']} ({uid})" if result.get("name") else f"pod {uid}"
+        why = ": ".join(str(result[k]) for k in ("reason", "message") if result.get(k)) or "no reason given"
+        raise HookFailed(EXIT_REJECTED, f"{pod} rejected: {why}")
+    return EXIT_OK
+
+
+def quick_cgroup(pid: int | None, root: str = "/") -> str | None:
+    """The container's cgroup string read straight from ``/proc/<pid>/cgroup``, or None when
+    the answer needs :mod:`shim.cgroups.paths` (whose dataclasses cost the client-mode hook more
+    than its round trip to the daemon).
+
+    Only the plain case is answered: every cgroup mount in ``/proc/self/mountinfo`` shows its
+    hierarchy from ``/`` (no cgroup namespace or subtree mount to strip), the cpuset and cpu
+    controllers are each served by a mounted hierarchy named in the pid's file, and both are on
+    the same path without ``..``. Then :func:`_resolve_cgroup` would return that same path (the
+    daemon confines it under its mounts again before writing). Anything else returns None and
+    the full resolver decides (``pid:<N>``, ``cgroupsPath``, errors).
+    """
+    if pid is None or pid <= 0:
+        return None
+    try:
+        with open(os.path.join(root, "proc/self/mountinfo"), encoding="utf-8", errors="replace") as file:
+            mountinfo = file.read()
+        with open(os.path.join(root, f"proc/{pid}/cgroup"), encoding="utf-8", errors="replace") as file:
+            proc = file.read()
+    except OSError:
+        return None
+    v1_controllers: set[str] = set()
+    unified = False
+    for line in mountinfo.splitlines():
+        fields = line.split()
+        if "-" not in fields:
+            continue
+        sep = fields.index("-")
+        if sep < 5 or len(fields) < sep + 4 or fields[sep + 1] not in ("cgroup", "cgroup2"):
+            continue
+        if fields[3] != "/":
+            return None
+        if fields[sep + 1] == "cgroup2":
+            unified = True
+        else:
+            v1_controllers.update(fields[sep + 3].split(","))
+    v1: dict[str, str] = {}
+    v2: str | None = None
+    for line in proc.splitlines():
+        pieces = line.split(":", 2)
+        if len(pieces) != 3:
+            if line.strip():
+                return None
+            continue
+        if pieces[0] == "0" and pieces[1] == "":
+            v2 = pieces[2]
+            continue
+        for controller in pieces[1].split(","):
+            v1[controller] = pieces[2]
+    found = []
+    for controller in ("cpuset", "cpu"):
+        path = v1.get(controller) if controller in v1_controllers else (v2 if unified else None)
+        if path is None:
+            return None
+        found.append(path)
+    parts = [p for p in found[0].split("/") if p not in ("", ".")]
+    if found[0] != found[1] or ".." in parts or "\x00" in found[0]:
+        return None
+    return "/" + "/".join(parts)
+
+
+def _host_mounts() -> CgroupMounts:
+    from shim.cgroups.paths import CgroupPathError, detect_mounts
+
+    try:
+        return detect_mounts("/")
+    except CgroupPathError as err:
+        raise HookFailed(EXIT_FAILURE, str(err)) from None
 
 
 # ---------------------------------------------------------------------------------------------
 # pod lookup
 
 
-def _pod_files(pod_dir: Path) -> Iterator[Path]:
+def _pod_files(pod_dir: str) -> Iterator[str]:
     try:
         names = sorted(os.listdir(pod_dir))
     except FileNotFoundError:
@@ -129,19 +298,38 @@ def _pod_files(pod_dir: Path) -> Iterator[Path]:
         raise UsageError(f"{pod_dir}: cannot list pod directory: {err.strerror}") from None
     for name in names:
         if name.endswith(POD_SUFFIXES) and not name.startswith("."):
-            yield pod_dir / name
+            yield name
 
 
-def find_pod(pod_dir: str | Path, uid: str) -> Pod | None:
+def find_pod(pod_dir: str | Path, uid: str, *, cache: HookCache | None = None) -> Pod | None:
     """The Pod with ``uid`` among the YAML/JSON files of ``pod_dir`` (first file in name order).
 
     A file that does not contain the uid's text is not parsed, so unmanaged containers cost a
     directory scan, not a YAML parse; a file that does and is malformed is a UsageError (the
-    pod is podshim's, and must not start unpinned).
+    pod is podshim's, and must not start unpinned). With a ``cache``, a file unchanged since it
+    was last parsed is not read at all: its pods come from the cache's index.
     """
-    for path in _pod_files(Path(pod_dir)):
+    directory = os.fspath(pod_dir)
+    names = set()
+    for name in _pod_files(directory):
+        names.add(name)
+        path = os.path.join(directory, name)
+        key = None
+        if cache is not None:
+            from shim.frontends.hookcache import file_key, pod_from_cache
+
+            key = file_key(path)
+            cached = cache.cached_pods(directory, name, key)
+            if cached is not None:
+                found = pod_from_cache(cached[uid]) if uid in cached else None
+                if found is not None:
+                    cache.hits.append(f"pod:{name}")
+                    return found
+                if uid not in cached:
+                    continue
         try:
-            text = path.read_text(encoding="utf-8")
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
         except (OSError, UnicodeDecodeError) as err:
             reason = err.strerror if isinstance(err, OSError) else str(err)
             raise UsageError(f"{path}: cannot read: {reason}") from None
@@ -150,12 +338,16 @@ def find_pod(pod_dir: str | Path, uid: str) -> Pod | None:
         from shim.pod import PodError, load_pods
 
         try:
-            pods = load_pods(text, source=str(path))
+            pods = load_pods(text, source=path)
         except PodError as err:
             raise UsageError(str(err)) from None
+        if cache is not None:
+            cache.remember_pods(directory, name, key, pods)
         for pod in pods:
             if pod.uid == uid:
                 return pod
+    if cache is not None:
+        cache.forget_missing(directory, names)
     return None
 
 
@@ -170,17 +362,22 @@ def make_backend() -> FsCgroupBackend:
     return FsCgroupBackend()
 
 
-def _open_node(args: argparse.Namespace, backend: FsCgroupBackend) -> tuple[Node, FileCheckpointStore]:
+def _open_node(
+    args: argparse.Namespace, backend: FsCgroupBackend, cache: HookCache
+) -> tuple[Node, FileCheckpointStore]:
     from shim.actors.stores import FileCheckpointStore
-    from shim.config import ConfigError, load_config
+    from shim.config import ConfigError
     from shim.frontends.cli import load_machine
     from shim.runtime.node import Node, NodeStartError
 
     try:
-        config = load_config(args.config)
+        config = cache.config(args.config)
     except ConfigError as err:
         raise UsageError(str(err)) from None
-    topology, _ = load_machine(args)
+    if args.topology is None:
+        topology = cache.topology(args.sysfs_root, lambda: load_machine(args)[0])
+    else:
+        topology, _ = load_machine(args)
     store = FileCheckpointStore(args.state_dir)
     try:
         return Node.open(config, topology, store, cgroup_backend=backend, state_dir=args.state_dir), store
@@ -202,66 +399,93 @@ def _warn(lines: list[str]) -> None:
         sys.stderr.write(" ".join(f"podshim hook: warning: {line}".split()) + "\n")
 
 
-def _locate(
-    backend: FsCgroupBackend, state: oci.OCIState, bundle: oci.BundleConfig, annotations: dict[str, str]
-) -> str:
-    from shim.cgroups.backend import cgroup_string
+def _resolve_cgroup(mounts: CgroupMounts, root: str | Path, state: oci.OCIState, bundle: oci.BundleConfig) -> str:
+    """The cgroup string of the container (FsCgroupBackend's naming: the hierarchy path when its
+    cpuset and cpu directories agree, else ``pid:<N>``); HookFailed(3) when it cannot be found."""
     from shim.cgroups.paths import CgroupPathError, resolve_container
 
     try:
         location = resolve_container(
-            backend.mounts,
+            mounts,
             pid=state.pid,
             cgroups_path=bundle.cgroups_path,
-            root=backend.root,
+            root=root,
             # crun adds a "root" key to the state; its systemd layout differs (a sub-cgroup).
             runtime="crun" if state.root is not None else "runc",
-            annotations=annotations,
+            annotations=oci.merged_annotations(state, bundle),
             container_id=state.id,
         )
-        return cgroup_string(location, state.pid)
+        cpuset, cpu = str(location.cpuset.relative), str(location.cpu.relative)
+        if cpuset == cpu:
+            return cpuset
+        if state.pid is None:
+            # shim.cgroups.backend.cgroup_string's rule, without importing the cgroup writer.
+            raise ValueError(f"cpuset ({cpuset}) and cpu ({cpu}) hierarchy paths differ and no pid names them")
+        return f"pid:{state.pid}"
     except (CgroupPathError, ValueError) as err:
         raise HookFailed(EXIT_FAILURE, f"container {state.id}: {err}") from None
 
 
+def _locate(backend: FsCgroupBackend, state: oci.OCIState, bundle: oci.BundleConfig) -> str:
+    return _resolve_cgroup(backend.mounts, backend.root, state, bundle)
+
+
+def _load_cache(state_dir: str) -> HookCache:
+    from shim.frontends.hookcache import HookCache
+
+    return HookCache.load(state_dir)
+
+
 def _create(args: argparse.Namespace, state: oci.OCIState, bundle: oci.BundleConfig, uid: str, name: str) -> int:
-    pod = find_pod(args.pod_dir, uid)
+    cache = _load_cache(args.state_dir)
+    pod = find_pod(args.pod_dir, uid, cache=cache)
     if pod is None or not any(c.name == name for c in pod.all_containers()):
         return EXIT_OK
     from shim.actors.stores import state_lock
+
+    with state_lock(args.state_dir):
+        try:
+            return _create_locked(args, state, bundle, pod, name, cache)
+        finally:
+            cache.save()
+
+
+def _create_locked(
+    args: argparse.Namespace, state: oci.OCIState, bundle: oci.BundleConfig, pod: Pod, name: str, cache: HookCache
+) -> int:
     from shim.frontends.hook_registry import ContainerRecord, refresh
     from shim.messages import Admitted, ApplyFailed
 
+    uid = pod.uid
     backend = make_backend()
-    with state_lock(args.state_dir):
-        node, store = _open_node(args, backend)
-        registry = _load_registry(store)
-        shared_before = node.cpu_state.default_cpuset
-        outcome = node.admit(pod)
-        if not isinstance(outcome, Admitted):
+    node, store = _open_node(args, backend, cache)
+    registry = _load_registry(store)
+    shared_before = node.cpu_state.default_cpuset
+    outcome = node.admit(pod)
+    if not isinstance(outcome, Admitted):
+        raise HookFailed(
+            EXIT_REJECTED, f"pod {pod.name} ({uid}) rejected: {outcome.reason}: {outcome.message}"
+        )
+    assignment = next(c for c in outcome.containers if c.name == name)
+    try:
+        cgroup = _locate(backend, state, bundle)
+        result = node.container_created(uid, name, cgroup, state.pid)
+        if isinstance(result, ApplyFailed):
             raise HookFailed(
-                EXIT_REJECTED, f"pod {pod.name} ({uid}) rejected: {outcome.reason}: {outcome.message}"
+                EXIT_FAILURE, f"cannot pin container {name} of pod {pod.name} ({uid}) at {result.path}: "
+                f"{result.message}",
             )
-        assignment = next(c for c in outcome.containers if c.name == name)
-        try:
-            cgroup = _locate(backend, state, bundle, oci.merged_annotations(state, bundle))
-            result = node.container_created(uid, name, cgroup, state.pid)
-            if isinstance(result, ApplyFailed):
-                raise HookFailed(
-                    EXIT_FAILURE, f"cannot pin container {name} of pod {pod.name} ({uid}) at {result.path}: "
-                    f"{result.message}",
-                )
-        except HookFailed:
-            # The container will not run: give back what its admission took, unless it was
-            # already running under this name (a re-run of the hook).
-            if registry.get(uid, name) is None:
-                node.remove_container(uid, name)
-            raise
-        registry.record(pod, name, ContainerRecord(cgroup=cgroup, pid=state.pid, cpus=assignment.cpus,
-                                                   mems=assignment.mems))
-        if node.cpu_state.default_cpuset != shared_before:
-            _warn(refresh(node, registry, skip=(uid, name)))
-        registry.save(store)
+    except HookFailed:
+        # The container will not run: give back what its admission took, unless it was
+        # already running under this name (a re-run of the hook).
+        if registry.get(uid, name) is None:
+            node.remove_container(uid, name)
+        raise
+    registry.record(pod, name, ContainerRecord(cgroup=cgroup, pid=state.pid, cpus=assignment.cpus,
+                                               mems=assignment.mems))
+    if node.cpu_state.default_cpuset != shared_before:
+        _warn(refresh(node, registry, skip=(uid, name)))
+    registry.save(store)
     return EXIT_OK
 
 
@@ -272,31 +496,52 @@ def _mentions(store_dir: str, uid: str) -> bool:
 
     for name in (CPU_STATE, MEMORY_STATE):
         try:
-            if uid in Path(store_dir, name).read_text(encoding="utf-8"):
-                return True
-        except OSError:
+            with open(os.path.join(store_dir, name), encoding="utf-8") as file:
+                if uid in file.read():
+                    return True
+        except (OSError, UnicodeDecodeError):
             continue
     return False
 
 
 def _stop(args: argparse.Namespace, uid: str, name: str) -> int:
-    if not Path(args.state_dir).is_dir():
+    if not os.path.isdir(args.state_dir):
         return EXIT_OK
     from shim.actors.stores import FileCheckpointStore, state_lock
-    from shim.frontends.hook_registry import refresh
 
     with state_lock(args.state_dir):
         registry = _load_registry(FileCheckpointStore(args.state_dir))
         if registry.get(uid, name) is None and not _mentions(args.state_dir, uid):
             return EXIT_OK
-        node, store = _open_node(args, make_backend())
-        shared_before = node.cpu_state.default_cpuset
-        node.remove_container(uid, name)
-        registry.forget(uid, name)
-        if node.cpu_state.default_cpuset != shared_before:
-            _warn(refresh(node, registry))
-        registry.save(store)
+        cache = _load_cache(args.state_dir)
+        try:
+            _stop_locked(args, uid, name, registry, cache)
+        finally:
+            cache.save()
     return EXIT_OK
 
 
-__all__ = ["DEFAULT_POD_DIR", "DEFAULT_STATE_DIR", "STAGES", "configure", "find_pod", "run", "stage_kind"]
+def _stop_locked(args: argparse.Namespace, uid: str, name: str, registry: Registry, cache: HookCache) -> None:
+    from shim.frontends.hook_registry import refresh
+
+    node, store = _open_node(args, make_backend(), cache)
+    shared_before = node.cpu_state.default_cpuset
+    node.remove_container(uid, name)
+    registry.forget(uid, name)
+    if node.cpu_state.default_cpuset != shared_before:
+        _warn(refresh(node, registry))
+    registry.save(store)
+
+
+__all__ = [
+    "DEFAULT_POD_DIR",
+    "DEFAULT_STATE_DIR",
+    "STAGES",
+    "HookFailed",
+    "configure",
+    "find_pod",
+    "quick_cgroup",
+    "run",
+    "run_client",
+    "stage_kind",
+]

@@ -8,16 +8,20 @@ Identity keys, first match wins per field: podshim's own (``podshim.io/pod-uid``
 recognised by containerd's ``io.kubernetes.cri.container-type`` or CRI-O's
 ``io.kubernetes.cri-o.ContainerType`` being ``sandbox`` (and cri-dockerd's ``podsandbox``).
 
-Only the standard library is imported: the hook and the runtime wrapper run once per container.
+Only ``json`` is imported (no dataclasses, typing or pathlib at run time): the hook and the
+runtime wrapper run once per container, and each of those modules costs milliseconds to load.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
 
 PODSHIM_POD_UID = "podshim.io/pod-uid"
 PODSHIM_CONTAINER = "podshim.io/container"
@@ -38,36 +42,92 @@ class OCIError(ValueError):
     """Malformed hook input; ``str`` is one line naming the input and the problem."""
 
 
-@dataclass(frozen=True)
-class OCIState:
-    """The state a runtime passes to a hook. ``pid`` is None when absent or 0 (crun gives 0 to
-    container-namespace hooks); ``root`` is crun's extra rootfs key (runc does not send it)."""
+class _Record:
+    """A small immutable record: fields in ``__slots__``, compared and printed by value (what a
+    frozen dataclass gives, without importing dataclasses on the hook's start-up path)."""
 
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    def _set(self, **values: object) -> None:
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(tuple(v if not isinstance(v, dict) else tuple(sorted(v.items())) for v in self._values()))
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({inner})"
+
+
+class OCIState(_Record):
+    """The state a runtime passes to a hook. ``pid`` is None when absent or 0 (crun gives 0 to
+    container-namespace hooks); ``root`` is crun's extra rootfs key (runc does not send it);
+    ``document`` is the whole JSON object as received (the daemon client forwards it)."""
+
+    _fields = ("id", "status", "bundle", "pid", "annotations", "root", "document")
+    __slots__ = _fields
     id: str
     status: str
     bundle: str
-    pid: int | None = None
-    annotations: Mapping[str, str] = field(default_factory=dict)
-    root: str | None = None
+    pid: int | None
+    annotations: Mapping[str, str]
+    root: str | None
+    document: Mapping[str, Any]
+
+    def __init__(
+        self,
+        id: str,
+        status: str,
+        bundle: str,
+        pid: int | None = None,
+        annotations: Mapping[str, str] | None = None,
+        root: str | None = None,
+        document: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._set(id=id, status=status, bundle=bundle, pid=pid, annotations={} if annotations is None else annotations,
+                  root=root, document={} if document is None else document)
 
 
-@dataclass(frozen=True)
-class BundleConfig:
+class BundleConfig(_Record):
     """What a hook needs from ``<bundle>/config.json``."""
 
+    _fields = ("path", "annotations", "cgroups_path", "document")
+    __slots__ = _fields
     path: str
     annotations: Mapping[str, str]
     cgroups_path: str | None
     document: Mapping[str, Any]
 
+    def __init__(
+        self, path: str, annotations: Mapping[str, str], cgroups_path: str | None, document: Mapping[str, Any]
+    ) -> None:
+        self._set(path=path, annotations=annotations, cgroups_path=cgroups_path, document=document)
 
-@dataclass(frozen=True)
-class Identity:
+
+class Identity(_Record):
     """Who a container is. ``pod_uid``/``container`` are None when no known key names them."""
 
+    _fields = ("pod_uid", "container", "sandbox")
+    __slots__ = _fields
     pod_uid: str | None
     container: str | None
     sandbox: bool
+
+    def __init__(self, pod_uid: str | None, container: str | None, sandbox: bool) -> None:
+        self._set(pod_uid=pod_uid, container=container, sandbox=sandbox)
 
     @property
     def is_pod_container(self) -> bool:
@@ -78,7 +138,7 @@ class Identity:
 def _annotations(raw: object, where: str) -> dict[str, str]:
     if raw is None:
         return {}
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):
         raise OCIError(f"{where}: annotations must be an object, got {type(raw).__name__}")
     out: dict[str, str] = {}
     for key, value in raw.items():
@@ -124,6 +184,7 @@ def parse_state(text: str | bytes, *, where: str = "OCI state (stdin)") -> OCISt
         pid=pid or None,
         annotations=_annotations(document.get("annotations"), where),
         root=root if isinstance(root, str) else None,
+        document=document,
     )
 
 
@@ -131,7 +192,7 @@ def parse_config(text: str | bytes, *, where: str) -> BundleConfig:
     """The fields of a bundle ``config.json`` podshim uses."""
     document = _object(text, where)
     linux = document.get("linux")
-    if linux is not None and not isinstance(linux, Mapping):
+    if linux is not None and not isinstance(linux, dict):
         raise OCIError(f"{where}: 'linux' must be an object")
     cgroups_path = (linux or {}).get("cgroupsPath")
     if cgroups_path is not None and not isinstance(cgroups_path, str):
@@ -140,17 +201,20 @@ def parse_config(text: str | bytes, *, where: str) -> BundleConfig:
 
 
 def config_path(bundle: str | Path) -> Path:
+    from pathlib import Path
+
     return Path(bundle) / "config.json"
 
 
 def load_config(bundle: str | Path) -> BundleConfig:
     """Read ``<bundle>/config.json``; OCIError names the file when it is missing or malformed."""
-    path = config_path(bundle)
+    path = os.path.join(os.fspath(bundle), "config.json")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as file:
+            data = file.read()
     except OSError as err:
         raise OCIError(f"{path}: cannot read: {err.strerror}") from None
-    return parse_config(data, where=str(path))
+    return parse_config(data, where=path)
 
 
 def merged_annotations(state: OCIState, config: BundleConfig | None) -> dict[str, str]:
