@@ -19,6 +19,7 @@ import errno
 from pathlib import Path
 
 from shim.cgroups.paths import (
+    PID_PREFIX,
     CgroupLocation,
     CgroupMounts,
     CgroupPathError,
@@ -30,19 +31,6 @@ from shim.cgroups.paths import (
 )
 from shim.cgroups.writer import DEFAULT_PERIOD_US, ApplyTarget, CgroupWriter, CpuLimit, FsBackend, Quota
 from shim.cpuset import CPUSet
-
-PID_PREFIX = "pid:"
-
-
-def cgroup_string(location: CgroupLocation, pid: int | None = None) -> str:
-    """The string that names ``location`` for :class:`FsCgroupBackend`: the hierarchy path when
-    the cpuset and cpu directories agree, else ``pid:<pid>`` (ValueError without a pid)."""
-    cpuset, cpu = str(location.cpuset.relative), str(location.cpu.relative)
-    if cpuset == cpu:
-        return cpuset
-    if pid is None or pid <= 0:
-        raise ValueError(f"cpuset ({cpuset}) and cpu ({cpu}) hierarchy paths differ and no pid names them")
-    return f"{PID_PREFIX}{pid}"
 
 
 def quota_for(cpu_quota: str, cpu_limit_millis: int | None, period_us: int = DEFAULT_PERIOD_US) -> Quota:
@@ -129,4 +117,4 @@ class FsCgroupBackend:
             raise OSError(result.errno, result.message, result.path or cgroup)
 
 
-__all__ = ["PID_PREFIX", "FsCgroupBackend", "cgroup_string", "quota_for"]
+__all__ = ["FsCgroupBackend", "quota_for"]

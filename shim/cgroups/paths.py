@@ -448,3 +448,18 @@ def cri_cgroups_path(parent: str, container_id: str, runtime: ContainerRuntime) 
         return f"{base}:{prefix}:{container_id}"
     name = container_id if runtime == "containerd" else f"crio-{container_id}"
     return f"{parent.rstrip('/')}/{name}"
+
+
+PID_PREFIX = "pid:"
+"""A cgroup named by a process (``pid:<n>``) rather than by a hierarchy path."""
+
+
+def cgroup_string(location: CgroupLocation, pid: int | None = None) -> str:
+    """The string that names ``location`` for :class:`FsCgroupBackend`: the hierarchy path when
+    the cpuset and cpu directories agree, else ``pid:<pid>`` (ValueError without a pid)."""
+    cpuset, cpu = str(location.cpuset.relative), str(location.cpu.relative)
+    if cpuset == cpu:
+        return cpuset
+    if pid is None or pid <= 0:
+        raise ValueError(f"cpuset ({cpuset}) and cpu ({cpu}) hierarchy paths differ and no pid names them")
+    return f"{PID_PREFIX}{pid}"

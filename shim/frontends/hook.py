@@ -402,7 +402,7 @@ def _warn(lines: list[str]) -> None:
 def _resolve_cgroup(mounts: CgroupMounts, root: str | Path, state: oci.OCIState, bundle: oci.BundleConfig) -> str:
     """The cgroup string of the container (FsCgroupBackend's naming: the hierarchy path when its
     cpuset and cpu directories agree, else ``pid:<N>``); HookFailed(3) when it cannot be found."""
-    from shim.cgroups.paths import CgroupPathError, resolve_container
+    from shim.cgroups.paths import CgroupPathError, cgroup_string, resolve_container
 
     try:
         location = resolve_container(
@@ -415,13 +415,7 @@ def _resolve_cgroup(mounts: CgroupMounts, root: str | Path, state: oci.OCIState,
             annotations=oci.merged_annotations(state, bundle),
             container_id=state.id,
         )
-        cpuset, cpu = str(location.cpuset.relative), str(location.cpu.relative)
-        if cpuset == cpu:
-            return cpuset
-        if state.pid is None:
-            # shim.cgroups.backend.cgroup_string's rule, without importing the cgroup writer.
-            raise ValueError(f"cpuset ({cpuset}) and cpu ({cpu}) hierarchy paths differ and no pid names them")
-        return f"pid:{state.pid}"
+        return cgroup_string(location, state.pid)
     except (CgroupPathError, ValueError) as err:
         raise HookFailed(EXIT_FAILURE, f"container {state.id}: {err}") from None
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shim.cgroups.backend import FsCgroupBackend, cgroup_string, quota_for
-from shim.cgroups.paths import CgroupLocation, CgroupMount, CgroupMounts
+from shim.cgroups.backend import FsCgroupBackend, quota_for
+from shim.cgroups.paths import CgroupLocation, CgroupMount, CgroupMounts, cgroup_string
 from shim.cgroups.writer import CpuLimit, RecordingBackend
 from shim.cpuset import CPUSet
 
