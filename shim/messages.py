@@ -4,7 +4,10 @@ A message is encoded as a mapping whose ``"type"`` field is the class name (``{"
 "AdmitPod", ...}``), in JSON (traces, tiny clients) or msgpack (the daemon socket), and decodes
 back to an equal object. Messages carry only plain data: pods travel as :class:`shim.pod.Pod`
 (itself a msgspec Struct, integers only), CPU sets as the kubelet's text (``"0-3,7"``), NUMA
-affinities as lists of node ids, the topology as :class:`TopologyWire`.
+affinities as lists of node ids, the topology as :class:`TopologyWire`. A resource's hints are
+either an explicit list of :class:`HintWire` or, for the compact form a provider may give on a
+many-node machine, one :class:`SupersetWire` (a JSON object where the list is a JSON array, so
+the two never collide).
 
 Families:
 
@@ -21,6 +24,7 @@ This module must stay importable without trio (the OCI hook imports it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal, TypeAlias
 
 import msgspec
@@ -30,6 +34,7 @@ from shim.pod import ContainerKind, Pod
 from shim.topology.model import CPUInfo, CPUTopology, Device, NUMANode, Topology
 from shim.topology_manager.bitmask import Bitmask
 from shim.topology_manager.hint import TopologyHint
+from shim.topology_manager.hint_set import SupersetHints
 
 Isolation = Literal["container", "pod", "host"]
 CPUQuota = Literal["unlimited", "limited"]
@@ -67,6 +72,56 @@ def hint_to_wire(hint: TopologyHint | None) -> HintWire | None:
 
 def hint_from_wire(hint: HintWire | None) -> TopologyHint | None:
     return None if hint is None else hint.to_hint()
+
+
+def _ids(value: int) -> tuple[int, ...]:
+    return tuple(Bitmask(value).bits())
+
+
+def _by_width(values: Iterable[int]) -> list[int]:
+    return sorted(values, key=lambda value: (value.bit_count(), value))
+
+
+class SupersetWire(_Wire, frozen=True, kw_only=True):
+    """A :class:`SupersetHints` on the wire: every mask between one of ``minimal`` and
+    ``universe``; ``preferred`` lists the preferred members. Masks are lists of NUMA ids; the
+    minimal and preferred masks are ordered by node count, then value (the sender's order)."""
+
+    minimal: tuple[tuple[int, ...], ...]
+    universe: tuple[int, ...]
+    preferred: tuple[tuple[int, ...], ...] = ()
+
+    @classmethod
+    def from_hints(cls, hints: SupersetHints) -> SupersetWire:
+        return cls(
+            minimal=tuple(map(_ids, hints.minimal)),
+            universe=_ids(hints.universe),
+            preferred=tuple(map(_ids, _by_width(hints.preferred))),
+        )
+
+    def to_hints(self) -> SupersetHints:
+        """The hint set; raises ValueError (BitmaskError) for ids outside 0..63, a mask outside
+        the universe, minimal masks out of order or repeated, or a preferred non-member.
+
+        The minimal masks are taken as the antichain the sender computed (checking that pairwise
+        is quadratic in the thousands of masks a 16-node CPU answer may carry); a redundant
+        entry would not change which masks are members.
+        """
+        universe = Bitmask.from_bits(self.universe).value
+        minimal = [Bitmask.from_bits(ids).value for ids in self.minimal]
+        if _by_width(set(minimal)) != minimal:
+            raise ValueError("minimal masks must be distinct and ordered by node count, then value")
+        if any(value & ~universe for value in minimal):
+            raise ValueError("a minimal mask has nodes outside the universe")
+        hints = SupersetHints.__new__(SupersetHints)
+        hints.minimal = tuple(minimal)
+        hints.universe = universe
+        hints.preferred = frozenset(Bitmask.from_bits(ids).value for ids in self.preferred)
+        known = set(minimal)
+        for value in hints.preferred:
+            if value not in known and not hints.contains(value):
+                raise ValueError(f"preferred mask {list(_ids(value))} is not a member")
+        return hints
 
 
 class CPUWire(_Wire, frozen=True, kw_only=True):
@@ -299,7 +354,9 @@ class HintsRequest(MessageBase, frozen=True, kw_only=True):
         return self.pod.uid
 
 
-ResourceHints: TypeAlias = dict[str, tuple[HintWire, ...] | None]
+ResourceHints: TypeAlias = dict[str, tuple[HintWire, ...] | SupersetWire | None]
+# One resource's hints as the topology manager takes them (None = no NUMA preference).
+ProvidedHints: TypeAlias = Sequence[TopologyHint] | SupersetHints | None
 
 
 class Hints(MessageBase, frozen=True, kw_only=True):
@@ -311,24 +368,35 @@ class Hints(MessageBase, frozen=True, kw_only=True):
     container: str | None = None
     hints: ResourceHints | None = None
 
-    def to_provider_hints(self) -> dict[str, list[TopologyHint] | None] | None:
-        """The form ``shim.topology_manager.merge`` takes for one provider."""
+    def to_provider_hints(self) -> dict[str, list[TopologyHint] | SupersetHints | None] | None:
+        """The form ``shim.topology_manager.merge`` takes for one provider (a compact hint set
+        stays a :class:`SupersetHints`, never expanded)."""
         if self.hints is None:
             return None
-        return {
-            resource: None if hints is None else [hint.to_hint() for hint in hints]
-            for resource, hints in self.hints.items()
-        }
+        return {resource: _from_wire(hints) for resource, hints in self.hints.items()}
 
     @staticmethod
-    def wire(hints: dict[str, list[TopologyHint] | None] | None) -> ResourceHints | None:
+    def wire(hints: Mapping[str, ProvidedHints] | None) -> ResourceHints | None:
         """The wire form of a provider's ``hints()`` / ``pod_hints()`` result."""
         if hints is None:
             return None
-        return {
-            resource: None if found is None else tuple(HintWire.from_hint(hint) for hint in found)
-            for resource, found in hints.items()
-        }
+        return {resource: _to_wire(found) for resource, found in hints.items()}
+
+
+def _from_wire(hints: tuple[HintWire, ...] | SupersetWire | None) -> list[TopologyHint] | SupersetHints | None:
+    if hints is None:
+        return None
+    if isinstance(hints, SupersetWire):
+        return hints.to_hints()
+    return [hint.to_hint() for hint in hints]
+
+
+def _to_wire(hints: ProvidedHints) -> tuple[HintWire, ...] | SupersetWire | None:
+    if hints is None:
+        return None
+    if isinstance(hints, SupersetHints):
+        return SupersetWire.from_hints(hints)
+    return tuple(HintWire.from_hint(hint) for hint in hints)
 
 
 class AllocateRequest(MessageBase, frozen=True, kw_only=True):

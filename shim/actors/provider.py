@@ -26,10 +26,13 @@ from shim.messages import (
 )
 from shim.pod import Pod
 from shim.topology_manager.hint import TopologyHint
+from shim.topology_manager.hint_set import SupersetHints
 
 UNEXPECTED = "UnexpectedAdmissionError"
 
-ProviderHints = Mapping[str, Sequence[TopologyHint] | None] | None
+# Per resource: None = no preference, else the hints, explicit or as a SupersetHints (kept
+# compact on the wire too).
+ProviderHints = Mapping[str, Sequence[TopologyHint] | SupersetHints | None] | None
 
 
 class ResourceManager(Protocol):
@@ -97,9 +100,8 @@ class ProviderActor:
     def handle(self, message: Message) -> list[Envelope]:
         if isinstance(message, HintsRequest):
             found = self.manager.hints(message.pod, message.container)
-            hints = None if found is None else {r: None if h is None else list(h) for r, h in found.items()}
             reply: Message = Hints(
-                provider=self.name, pod_uid=message.pod.uid, container=message.container, hints=Hints.wire(hints)
+                provider=self.name, pod_uid=message.pod.uid, container=message.container, hints=Hints.wire(found)
             )
         elif isinstance(message, AllocateRequest):
             reply = self._allocate(message)

@@ -4,6 +4,12 @@ Same masks, same order and same "preferred" flags as the kubelet, which walks ev
 NUMA nodes. Here the subset order is computed once per NUMA count, CPU counts of all subsets are
 built by doubling a table (one list comprehension per NUMA node), and hint objects are
 reused, so a call is a few list comprehensions and C-level passes over the subsets.
+
+Past a few NUMA nodes the kubelet's list (2^N − 1 masks) is itself the cost, so
+:func:`cpu_topology_hint_set` gives the same hints as a :class:`SupersetHints`: the list is
+upward closed (a wider mask holds at least the same free CPUs and still contains the reusable
+CPUs' nodes), so its minimal masks describe it; they are found by a pruned search, never by
+walking all subsets.
 """
 
 from __future__ import annotations
@@ -11,13 +17,23 @@ from __future__ import annotations
 import functools
 import operator
 import weakref
+from bisect import bisect_right
 from itertools import combinations, compress
+from math import comb
 
 from shim.cpu.details import TopologyIndex, topology_index
 from shim.cpuset import CPUSet
 from shim.topology.model import CPUTopology
 from shim.topology_manager.bitmask import Bitmask
 from shim.topology_manager.hint import TopologyHint
+from shim.topology_manager.hint_set import SupersetHints
+
+# Above this many NUMA nodes the static policy answers with a SupersetHints by default...
+COMPACT_HINTS_ABOVE_NUMA_NODES = 8
+# ...unless the set has more minimal masks than this: the topology manager's merge normalises a
+# SupersetHints' minimal masks pairwise (quadratic), which past a few hundred masks costs more
+# than merging the explicit list. Raise it once that normalisation is sub-quadratic.
+COMPACT_HINTS_MAX_MINIMAL = 256
 
 
 @functools.cache
@@ -69,6 +85,30 @@ class _HintTable:
         self._hints: dict[tuple[int, bool], TopologyHint] = {}
         self._sockets: dict[int, int] = {}
         self._rows: dict[tuple[int, bool], list[TopologyHint]] = {}
+        self.universe = sum(1 << numa for numa in self.numa_ids)
+        self.identity = self.numa_ids == tuple(range(self.count))
+        # Sockets of each NUMA position, as a mask over positions in index.socket_ids.
+        socket_position = {socket: pos for pos, socket in enumerate(index.socket_ids)}
+        self.position_sockets = [
+            sum(1 << socket_position[socket] for socket in index.sockets_in_numa.get(numa, ()))
+            for numa in self.numa_ids
+        ]
+
+    def numa_value(self, positions: int) -> int:
+        """The NUMA-id bitmask value of a mask over positions."""
+        if self.identity:
+            return positions
+        value = 0
+        for pos, numa in enumerate(self.numa_ids):
+            if positions >> pos & 1:
+                value |= 1 << numa
+        return value
+
+    def min_sockets(self, min_size: int) -> int:
+        """align-by-socket's socket count for a preferred hint; 0 = no hint is socket aligned."""
+        topology = self.index.topology
+        per_socket = topology.num_numa_nodes // topology.num_sockets if topology.num_sockets else 0
+        return (min_size + per_socket - 1) // per_socket if per_socket > 0 else 0
 
     def min_affinity_size(self, request: int) -> int:
         for size, capacity in enumerate(self.best_capacity, start=1):
@@ -93,13 +133,11 @@ class _HintTable:
         key = (min_size, align_by_socket)
         found = self._rows.get(key)
         if found is None:
-            topology = self.index.topology
-            per_socket = topology.num_numa_nodes // topology.num_sockets if topology.num_sockets else 0
-            min_sockets = (min_size + per_socket - 1) // per_socket if per_socket else -1
+            min_sockets = self.min_sockets(min_size)
             found = []
             for positions in self.order:
                 preferred = positions.bit_count() == min_size
-                if align_by_socket and per_socket and self.sockets_spanned(positions) == min_sockets:
+                if align_by_socket and min_sockets and self.sockets_spanned(positions) == min_sockets:
                     preferred = True
                 found.append(self.hint(positions, preferred))
             self._rows[key] = found
@@ -163,3 +201,198 @@ def generate_cpu_topology_hints(topology: CPUTopology, available: CPUSet, reusab
     in_order: tuple[int, ...] = table.pick_in_order(sums) if len(table.order) > 1 else (sums[table.order[0]],)
     needed = request - len(reusable)
     return list(compress(table.row(min_size, align_by_socket), map(needed.__le__, in_order)))
+
+
+# --- the compact form -------------------------------------------------------------------------
+
+
+def cpu_topology_hints(
+    topology: CPUTopology, available: CPUSet, reusable: CPUSet, request: int, *,
+    align_by_socket: bool = False, compact: bool | None = None,
+) -> list[TopologyHint] | SupersetHints:
+    """The hints in the form asked for: ``compact`` True a :class:`SupersetHints`, False the
+    kubelet's list, None a SupersetHints on machines of more than
+    ``COMPACT_HINTS_ABOVE_NUMA_NODES`` nodes unless it has more than ``COMPACT_HINTS_MAX_MINIMAL``
+    minimal masks (then the list)."""
+    if compact is None and len(_table(topology).numa_ids) > COMPACT_HINTS_ABOVE_NUMA_NODES:
+        found = cpu_topology_hint_set(topology, available, reusable, request, align_by_socket=align_by_socket,
+                                      max_minimal=COMPACT_HINTS_MAX_MINIMAL)
+        if found is not None:
+            return found
+    elif compact:
+        hints = cpu_topology_hint_set(topology, available, reusable, request, align_by_socket=align_by_socket)
+        assert hints is not None  # no max_minimal given
+        return hints
+    return generate_cpu_topology_hints(topology, available, reusable, request, align_by_socket=align_by_socket)
+
+
+def cpu_topology_hint_set(topology: CPUTopology, available: CPUSet, reusable: CPUSet, request: int, *,
+                          align_by_socket: bool = False, max_minimal: int | None = None) -> SupersetHints | None:
+    """The hints of :func:`generate_cpu_topology_hints` as a :class:`SupersetHints` whose
+    ``expand()`` is that exact list (same masks, order and preferred flags); None when there
+    are more than ``max_minimal`` minimal masks (the search stops there)."""
+    table = _table(topology)
+    if table.count == 0:
+        return _superset((), 0, frozenset())
+    reuse_positions = table.numa_positions_of(reusable.mask)
+    if reuse_positions >> table.count:
+        return _superset((), table.universe, frozenset())
+    weights = table.per_numa(available.mask)
+    needed = request - len(reusable)
+    minimal = minimal_fits(weights, reuse_positions, needed, most=max_minimal)
+    if minimal is None:
+        return None
+    min_size = table.min_affinity_size(request)
+    preferred = _of_size(minimal, table.count, min_size)
+    min_sockets = table.min_sockets(min_size)
+    if align_by_socket and min_sockets:
+        preferred.update(_socket_aligned(table, weights, reuse_positions, needed, min_sockets))
+    if not table.identity:
+        minimal = list(map(table.numa_value, minimal))
+        preferred = set(map(table.numa_value, preferred))
+    minimal.sort()
+    minimal.sort(key=int.bit_count)  # stable: by node count, then value
+    return _superset(tuple(minimal), table.universe, frozenset(preferred))
+
+
+def _superset(minimal: tuple[int, ...], universe: int, preferred: frozenset[int]) -> SupersetHints:
+    """A SupersetHints from values already known to be valid: ``minimal`` an antichain sorted by
+    (node count, value) inside ``universe``, ``preferred`` members. The public constructor
+    re-derives the antichain pairwise, which is quadratic in the thousands of minimal masks a
+    half-machine request has on 16 nodes."""
+    hints = SupersetHints.__new__(SupersetHints)
+    hints.minimal = minimal
+    hints.universe = universe
+    hints.preferred = preferred
+    return hints
+
+
+def minimal_fits(weights: list[int], required: int, needed: int, *, most: int | None = None,
+                 budget: int | None = None) -> list[int] | None:
+    """Inclusion-minimal position masks M ⊇ ``required`` with Σ weights over M ≥ ``needed``
+    (the non-empty ones only: the kubelet never lists an empty mask); None as soon as more
+    than ``most`` are found.
+
+    Only positions outside ``required`` with free CPUs can make a mask minimal; taken in
+    decreasing weight, a set S is minimal iff it reaches the target and S minus its lightest
+    (last) member does not. Searches of at most ``budget`` candidate subsets enumerate S size
+    by size with C-level combinations; larger ones walk a pruned tree whose work follows the
+    answer, not the 2^N subsets. Both give the same masks (in different orders).
+    """
+    count = len(weights)
+    most = -1 if most is None else most
+    target = needed - sum(weights[pos] for pos in range(count) if required >> pos & 1)
+    if target <= 0:
+        found = [required] if required else [1 << pos for pos in range(count)]
+        return None if 0 <= most < len(found) else found
+    order = sorted((pos for pos in range(count) if not required >> pos & 1 and weights[pos] > 0),
+                   key=lambda pos: (-weights[pos], pos))
+    weight = [weights[pos] for pos in order]
+    bit = [1 << pos for pos in order]
+    sizes = _minimal_sizes(weight, target)
+    limit = _COMBINATIONS_BUDGET if budget is None else budget
+    if sum(comb(len(order), size) for size in sizes) <= limit:
+        return _by_size(weight, bit, target, required, count, sizes, most)
+    return _by_walk(weight, bit, target, required, most)
+
+
+# Above this many candidate subsets the size-by-size enumeration gives way to the pruned walk.
+_COMBINATIONS_BUDGET = 1 << 15
+
+
+def _minimal_sizes(weight: list[int], target: int) -> range:
+    """Sizes a minimal set can have (``weight`` descending): the k heaviest reach the target,
+    and the k − 1 lightest do not (else every k − 1 members of a k-set already would)."""
+    total = len(weight)
+    smallest = next((k for k in range(1, total + 1) if sum(weight[:k]) >= target), total + 1)
+    largest = smallest - 1
+    while largest < total and sum(weight[total - largest:]) < target:
+        largest += 1
+    return range(smallest, largest + 1)
+
+
+def _by_size(weight: list[int], bit: list[int], target: int, required: int, count: int, sizes: range,
+             most: int) -> list[int] | None:
+    # Each weight rides above the position bits, so one sum of a combination gives both its
+    # weight (high part) and its mask (low part: distinct bits never carry).
+    low = (1 << count) - 1
+    packed = [value << count | mask for value, mask in zip(weight, bit, strict=True)]
+    high = target << count
+    found: list[int] = []
+    for size in sizes:
+        heaviest = sum(weight[: size - 1])
+        for last in range(size - 1, len(weight)):
+            # ``last`` is the lightest member; the others come from the heavier positions before it.
+            if heaviest + weight[last] < target:
+                break  # later positions are lighter still
+            if sum(weight[last - size + 1 : last]) >= target:
+                continue  # even the lightest others reach the target without ``last``
+            floor = (target - weight[last]) << count
+            closing = required | bit[last]
+            found.extend([total & low | closing for total in map(sum, combinations(packed[:last], size - 1))
+                          if floor <= total < high])
+            if 0 <= most < len(found):
+                return None
+    return found
+
+
+def _by_walk(weight: list[int], bit: list[int], target: int, required: int, most: int) -> list[int] | None:
+    negated = [-value for value in weight]  # ascending, for bisect
+    reach = [0] * (len(weight) + 1)  # weight of positions j.. onwards
+    for j in range(len(weight) - 1, -1, -1):
+        reach[j] = reach[j + 1] + weight[j]
+    found: list[int] = []
+
+    def walk(start: int, chosen: int, total: int) -> bool:
+        """False once more than ``most`` masks are found."""
+        # Positions that reach the target on their own form a prefix of the rest (weights
+        # descend): each closes a minimal set. The lighter ones need more company.
+        closing = bisect_right(negated, total - target, start)
+        found.extend(map(chosen.__or__, bit[start:closing]))
+        if 0 <= most < len(found):
+            return False
+        for j in range(closing, len(weight)):
+            if total + reach[j] < target:
+                break
+            if not walk(j + 1, chosen | bit[j], total + weight[j]):
+                return False
+        return True
+
+    return found if walk(0, required, 0) else None
+
+
+def _of_size(minimal: list[int], count: int, size: int) -> set[int]:
+    """Members (supersets of a minimal mask) with exactly ``size`` positions. Normally these are
+    minimal masks themselves; a narrower minimal mask only exists when available and reusable
+    CPUs overlap or CPUs unknown to the topology are counted on NUMA 0."""
+    counts = list(map(int.bit_count, minimal))
+    found = set(compress(minimal, map(size.__eq__, counts)))
+    for small in compress(minimal, map(size.__gt__, counts)):
+        others = [1 << pos for pos in range(count) if not small >> pos & 1]
+        found.update(small | sum(extra) for extra in combinations(others, size - small.bit_count()))
+    return found
+
+
+def _socket_aligned(table: _HintTable, weights: list[int], required: int, needed: int, min_sockets: int) -> set[int]:
+    """Members whose NUMA nodes span exactly ``min_sockets`` sockets (align-by-socket).
+
+    For each choice Q of sockets, only nodes lying wholly in Q can take part, so the subsets of
+    those nodes are walked (2^(nodes in Q), e.g. 2^8 for one socket of an 8-node socket)."""
+    found: set[int] = set()
+    sockets = table.position_sockets
+    for chosen in combinations(range(len(table.index.socket_ids)), min_sockets):
+        span = sum(1 << socket for socket in chosen)
+        inside = [pos for pos in range(table.count) if sockets[pos] and sockets[pos] & ~span == 0]
+        inside_mask = sum(1 << pos for pos in inside)
+        if required & ~inside_mask:
+            continue
+        local_required = sum(1 << index for index, pos in enumerate(inside) if required >> pos & 1)
+        sums = _subset_sums([weights[pos] for pos in inside], local_required)
+        spans = [0]
+        masks = [0]
+        for pos in inside:
+            spans += [value | sockets[pos] for value in spans]
+            masks += [value | 1 << pos for value in masks]
+        found.update(mask for mask, total, covered in zip(masks, sums, spans, strict=True)
+                     if total >= needed and covered == span)
+    return found

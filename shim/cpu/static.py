@@ -16,7 +16,7 @@ from shim.cpu.accumulator import Strategy
 from shim.cpu.assign import take_by_topology
 from shim.cpu.details import topology_index
 from shim.cpu.errors import AllocationError, PolicyConfigError, SMTAlignmentError, StateValidationError
-from shim.cpu.hints import generate_cpu_topology_hints
+from shim.cpu.hints import cpu_topology_hints
 from shim.cpu.isolation import CPUQuota, IsolationLevel, container_cpu_quota, isolation_level, pod_cpu_quota
 from shim.cpu.options import (
     DEFAULT_OPTION_MATURITY,
@@ -33,8 +33,11 @@ from shim.pod import CPU, Container, Pod
 from shim.topology.model import CPUTopology
 from shim.topology_manager.bitmask import Bitmask
 from shim.topology_manager.hint import TopologyHint
+from shim.topology_manager.hint_set import SupersetHints
 
-Hints = dict[str, list[TopologyHint]]
+# One resource's hints: the kubelet's explicit list, or the same list as a SupersetHints.
+CPUHints = list[TopologyHint] | SupersetHints
+Hints = dict[str, CPUHints]
 
 
 @dataclass
@@ -56,7 +59,13 @@ class CPUMetrics:
 
 
 class StaticPolicy:
-    """The kubelet's ``static`` CPU manager policy (NewStaticPolicy + its methods)."""
+    """The kubelet's ``static`` CPU manager policy (NewStaticPolicy + its methods).
+
+    ``compact_hints``: True answers hint requests with a :class:`SupersetHints` (same hints,
+    described by their minimal masks), False with the kubelet's explicit list, None (default)
+    compactly only on machines with more than ``COMPACT_HINTS_ABOVE_NUMA_NODES`` (8) NUMA nodes
+    and when the set has at most ``COMPACT_HINTS_MAX_MINIMAL`` (256) minimal masks.
+    """
 
     name = "static"
 
@@ -71,9 +80,11 @@ class StaticPolicy:
         topology_manager_policy: str = "best-effort",
         topology_manager_scope: str = "container",
         option_maturity: Mapping[str, Maturity] = DEFAULT_OPTION_MATURITY,
+        compact_hints: bool | None = None,
     ) -> None:
         self.topology = topology
         self.index = topology_index(topology)
+        self.compact_hints = compact_hints
         self.gates = FeatureGates.of(feature_gates)
         self.options = parse_policy_options(options, self.gates, option_maturity)
         validate_policy_options(self.options, topology, topology_manager_policy)
@@ -285,9 +296,10 @@ class StaticPolicy:
         state.default_cpuset = state.default_cpuset | (released - siblings)
 
     # hints --------------------------------------------------------------------------------------
-    def generate_hints(self, available: CPUSet, reusable: CPUSet, request: int) -> list[TopologyHint]:
-        return generate_cpu_topology_hints(self.topology, available, reusable, request,
-                                           align_by_socket=self.options.align_by_socket)
+    def generate_hints(self, available: CPUSet, reusable: CPUSet, request: int) -> CPUHints:
+        """generateCPUTopologyHints, explicit or compact per ``compact_hints``."""
+        return cpu_topology_hints(self.topology, available, reusable, request,
+                                  align_by_socket=self.options.align_by_socket, compact=self.compact_hints)
 
     def hints(self, state: CPUState, pod: Pod, container: Container) -> Hints | None:
         """GetTopologyHints (container scope, spec §8.2); None = no preference."""

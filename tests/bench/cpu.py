@@ -1,8 +1,14 @@
-"""Benchmark of the CPU manager core: ``python tests/bench/cpu.py`` prints a table.
+"""Benchmark of the CPU manager core: ``python tests/bench/cpu.py [rounds]`` prints a table.
 
 Machines of 128, 512 and 1024 CPUs (2, 8, 16 NUMA nodes, 2 threads per core) with a quarter of
 the CPUs already taken; median and p99 of take_by_topology and of pod hints for 1, 8, 64 and
 half-the-machine CPUs, and of a pod-scope allocate_pod for a pod-level pod of 8 containers.
+
+On 8 and 16 nodes pod hints are timed in both forms: ``explicit`` (the kubelet's list of every
+fitting NUMA subset) and ``compact`` (the same hints as a SupersetHints of minimal masks), and
+above 8 nodes ``auto``, the policy's default: compact unless the set has more than
+COMPACT_HINTS_MAX_MINIMAL minimal masks. ``pod hints + merge`` is the whole hint phase of a pod-scope
+admission on 16 nodes: CPU and memory pod hints, then shim.topology_manager.merge (restricted).
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from cpu_topologies import build_topology, container, make_pod
 
 from shim.cpu import CPUState, StaticPolicy, take_by_topology
 from shim.cpuset import CPUSet
+from shim.memory import MemoryState, NodeMemory
+from shim.memory import StaticPolicy as MemoryPolicy
 from shim.pod import Pod
 from shim.topology import CPUTopology
+from shim.topology_manager import merge
 
 GATES = {"PodLevelResources": True, "PodLevelResourceManagers": True}
 MACHINES = [(128, 2), (512, 8), (1024, 16)]
@@ -57,7 +66,7 @@ def busy_state(policy: StaticPolicy, topo: CPUTopology, seed: int) -> CPUState:
 
 
 def row(cpus: int, numa: int, operation: str, timing: tuple[float, float]) -> None:
-    print(f"{cpus:>5} {numa:>4}  {operation:<28} {timing[0]:>10.3f} {timing[1]:>8.3f}")
+    print(f"{cpus:>5} {numa:>4}  {operation:<36} {timing[0]:>10.3f} {timing[1]:>8.3f}")
 
 
 def admit_copy(policy: StaticPolicy, state: CPUState, pod: Pod) -> None:
@@ -65,17 +74,50 @@ def admit_copy(policy: StaticPolicy, state: CPUState, pod: Pod) -> None:
     policy.allocate_pod(state.copy(), pod, None)
 
 
+def memory_policy(numa: int) -> MemoryPolicy:
+    nodes = [NodeMemory(n, 64 << 30, {"hugepages-2Mi": 2 << 30}) for n in range(numa)]
+    policy = MemoryPolicy(nodes, reserved_memory={n: {"memory": 1 << 30} for n in range(numa)}, feature_gates=GATES)
+    return policy
+
+
+def hint_phase(cpu: StaticPolicy, cpu_state: CPUState, memory: MemoryPolicy, memory_state: MemoryState,
+               pod: Pod, numa: int) -> None:
+    """What a pod-scope admission does before allocating: both providers' hints, one merge."""
+    providers = [cpu.pod_hints(cpu_state, pod), memory.pod_hints(memory_state, pod)]
+    merge("restricted", providers, range(numa))
+
+
+def policy_for(topo: CPUTopology, compact: bool | None) -> StaticPolicy:
+    return StaticPolicy(topo, num_reserved_cpus=2, feature_gates=GATES, topology_manager_scope="pod",
+                        compact_hints=compact)
+
+
 def bench_machine(cpus: int, numa: int, rounds: int) -> None:
     topo = machine(cpus, numa)
-    policy = StaticPolicy(topo, num_reserved_cpus=2, feature_gates=GATES, topology_manager_scope="pod")
+    policy = policy_for(topo, None)
     state = busy_state(policy, topo, cpus)
     free = policy.available_cpus(state)
     requests = sorted({1, 8, 64, cpus // 2})
     for request in requests:
         row(cpus, numa, f"take_by_topology {request}", timed(partial(take_by_topology, topo, free, request), rounds))
+    forms = [("", policy)]
+    if numa >= 8:
+        forms = [(" explicit", policy_for(topo, False)), (" compact", policy_for(topo, True))]
+    if numa > 8:
+        forms.append((" auto", policy))
     for request in requests:
         pod = make_pod("bench", [container("c", request * 1000)])
-        row(cpus, numa, f"pod hints {request}", timed(partial(policy.pod_hints, state, pod), rounds))
+        for label, chosen in forms:
+            row(cpus, numa, f"pod hints {request}{label}", timed(partial(chosen.pod_hints, state, pod), rounds))
+    if numa >= 16:
+        memory = memory_policy(numa)
+        memory_state = MemoryState()
+        memory.start(memory_state)
+        for request in requests:
+            pod = make_pod("bench", [container("c", request * 1000)])
+            for label, chosen in forms:
+                phase = partial(hint_phase, chosen, state, memory, memory_state, pod, numa)
+                row(cpus, numa, f"pod hints + merge {request}{label}", timed(phase, rounds))
     apps = [container(f"x{n}", 2000) for n in range(4)] + [container(f"s{n}", None) for n in range(4)]
     pod = make_pod("bench-pod", apps, pod_cpus=16)
     row(cpus, numa, "allocate_pod 8 containers", timed(partial(admit_copy, policy, state, pod), rounds))

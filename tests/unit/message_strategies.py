@@ -10,6 +10,7 @@ from shim import messages as m
 from shim.cpuset import CPUSet
 from shim.pod import Container, Pod, Resources
 from shim.topology.model import CPUInfo, CPUTopology, Device, NUMANode, Topology
+from shim.topology_manager import Bitmask, SupersetHints
 
 INT64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 AMOUNT = st.integers(min_value=0, max_value=2**63 - 1)
@@ -44,7 +45,25 @@ pods = st.builds(
 )
 
 hints = st.builds(m.HintWire, numa=st.none() | NUMA_IDS, preferred=st.booleans())
-resource_hints = st.none() | st.dictionaries(RESOURCE, st.none() | st.lists(hints, max_size=4).map(tuple), max_size=3)
+
+
+@st.composite
+def superset_hints(draw: st.DrawFn) -> SupersetHints:
+    """A valid hint set: minimal masks inside the universe, preferred masks among the members."""
+    universe = draw(st.lists(st.integers(0, 63), min_size=1, max_size=8, unique=True))
+    masks = st.lists(st.sampled_from(universe), min_size=1, unique=True).map(Bitmask.from_bits)
+    minimal = draw(st.lists(masks, max_size=5))
+    preferred = [
+        small | extra
+        for small, extra in draw(st.lists(st.tuples(st.sampled_from(minimal), st.just(Bitmask()) | masks), max_size=4))
+    ] if minimal else []
+    return SupersetHints(minimal, Bitmask.from_bits(universe), preferred)
+
+
+superset_wires = superset_hints().map(m.SupersetWire.from_hints)
+resource_hints = st.none() | st.dictionaries(
+    RESOURCE, st.none() | st.lists(hints, max_size=4).map(tuple) | superset_wires, max_size=3
+)
 
 
 @st.composite

@@ -9,12 +9,12 @@ import sys
 import msgspec
 import pytest
 from hypothesis import given
-from message_strategies import BY_TYPE, messages, topologies
+from message_strategies import BY_TYPE, messages, superset_hints, topologies
 
 from shim import messages as m
 from shim.pod import Pod
 from shim.topology.model import Topology
-from shim.topology_manager import Bitmask, TopologyHint
+from shim.topology_manager import Bitmask, SupersetHints, TopologyHint
 
 # The tags are a wire contract (traces, the daemon socket): renaming a class must not change them silently.
 EXPECTED_TAGS = [
@@ -112,6 +112,63 @@ def test_hints_wire_from_provider_result() -> None:
     }
     assert m.Hints(provider="cpu", pod_uid="p", hints=wire).to_provider_hints() == provided
     assert m.Hints.wire(None) is None
+
+
+def _same(left: SupersetHints, right: SupersetHints) -> bool:
+    return (left.minimal, left.universe, left.preferred) == (right.minimal, right.universe, right.preferred)
+
+
+@given(superset_hints())
+def test_superset_wire_is_lossless(hints: SupersetHints) -> None:
+    wire = m.SupersetWire.from_hints(hints)
+    message = m.Hints(provider="cpu", pod_uid="p", hints={"cpu": wire, "memory": ()})
+    for decoded in (m.decode_json(m.encode_json(message)), m.decode_msgpack(m.encode_msgpack(message))):
+        assert isinstance(decoded, m.Hints)
+        assert decoded == message
+        provided = decoded.to_provider_hints()
+        assert provided is not None
+        found = provided["cpu"]
+        assert isinstance(found, SupersetHints)
+        assert _same(found, hints)
+        assert found.expand() == hints.expand()
+        assert m.Hints.wire(provided) == message.hints
+
+
+def test_superset_wire_json_shape_and_provider_round_trip() -> None:
+    family = SupersetHints.from_min_size([Bitmask.of(0), Bitmask.of(1, 2)], Bitmask.of(0, 1, 2, 3), 1)
+    provided = {"cpu": family, "memory": [TopologyHint(Bitmask.of(1), True)], "hugepages-2Mi": None}
+    wire = m.Hints.wire(provided)
+    text = m.encode_json(m.Hints(provider="cpu", pod_uid="p", hints=wire))
+    assert json.loads(text)["hints"] == {
+        "cpu": {"minimal": [[0], [1, 2]], "universe": [0, 1, 2, 3], "preferred": [[0]]},
+        "memory": [{"numa": [1], "preferred": True}],
+        "hugepages-2Mi": None,
+    }
+    decoded = m.decode_json(text)
+    assert isinstance(decoded, m.Hints)
+    back = decoded.to_provider_hints()
+    assert back is not None
+    assert back["memory"] == provided["memory"]
+    assert back["hugepages-2Mi"] is None
+    cpu = back["cpu"]
+    assert isinstance(cpu, SupersetHints)
+    assert _same(cpu, family)
+    assert [h.numa_ids() for h in cpu.expand() if h.preferred] == [[0]]
+
+
+@pytest.mark.parametrize(
+    ("wire", "problem"),
+    [
+        (m.SupersetWire(minimal=((0, 2),), universe=(0, 1)), "outside the universe"),
+        (m.SupersetWire(minimal=((1, 2), (0,)), universe=(0, 1, 2)), "ordered"),
+        (m.SupersetWire(minimal=((0,), (0,)), universe=(0, 1)), "distinct"),
+        (m.SupersetWire(minimal=((0, 1),), universe=(0, 1, 2), preferred=((1, 2),)), "not a member"),
+        (m.SupersetWire(minimal=((64,),), universe=(64,)), "less than 64"),
+    ],
+)
+def test_superset_wire_rejects_inconsistent_sets(wire: m.SupersetWire, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        wire.to_hints()
 
 
 @pytest.mark.parametrize(
