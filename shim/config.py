@@ -260,21 +260,43 @@ class _ConfigReader:
                 "[cpumanager] the static policy requires systemreserved.cpu + kubereserved.cpu to be greater than zero",
             )
         self.check_policy_options(config)
+        self.check_reserved_memory(config)
         return config
+
+    def check_reserved_memory(self, config: Config) -> None:
+        """reservedMemory must add up to what Node Allocatable reserves, per memory type (the
+        kubelet's texts). Whether each NUMA node exists is checked when the node starts."""
+        if config.memory_manager_policy != "Static":
+            return
+        from shim.memory.errors import MemoryManagerError
+        from shim.memory.machine import validate_reserved_memory
+
+        def quantities(amounts: dict[str, int]) -> dict[str, str]:
+            return {name: format_quantity(name, amount) for name, amount in amounts.items()}
+
+        reservations = [
+            {"numaNode": node, "limits": quantities(limits)} for node, limits in sorted(config.reserved_memory.items())
+        ]
+        allocatable = quantities(config.node_allocatable_reservation())
+        try:
+            validate_reserved_memory(config.reserved_memory, allocatable, reservations)
+        except MemoryManagerError as err:
+            raise self.fail("reservedMemory", str(err)) from None
 
     def check_policy_options(self, config: Config) -> None:
         """The options' names, values and gates, with the kubelet's texts. Checks that need the
         machine (align-by-socket vs the topology, max-allowable-numa-nodes vs the node count)
         happen when the node starts."""
         from shim.cpu.errors import CPUManagerError
-        from shim.cpu.options import FeatureGates
+        from shim.cpu.options import FeatureGates, check_topology_manager_policy
         from shim.cpu.options import parse_policy_options as parse_cpu_options
         from shim.topology_manager.options import TopologyManagerError
         from shim.topology_manager.options import parse_policy_options as parse_tm_options
 
         if config.cpu_manager_policy == "static":
             try:
-                parse_cpu_options(config.cpu_manager_policy_options, FeatureGates.of(config.feature_gates))
+                options = parse_cpu_options(config.cpu_manager_policy_options, FeatureGates.of(config.feature_gates))
+                check_topology_manager_policy(options, config.topology_manager_policy)
             except CPUManagerError as err:
                 raise self.fail("cpuManagerPolicyOptions", str(err)) from None
         if config.topology_manager_policy != "none":
@@ -358,9 +380,11 @@ class _ConfigReader:
                 raise self.fail(f"{where}.limits", f"must be a mapping, got {limits!r}")
             per_node = out.setdefault(node, {})
             for resource, raw in limits.items():
-                per_node[str(resource)] = per_node.get(str(resource), 0) + self.quantity(
-                    f"{where}.limits.{resource}", str(resource), raw
-                )
+                if str(resource) in per_node:
+                    # The kubelet sums duplicates when it validates but keeps the last one when it
+                    # reserves; refuse the ambiguity instead of reproducing it.
+                    raise self.fail(f"{where}.limits.{resource}", f"NUMA node {node} reserves {resource} twice")
+                per_node[str(resource)] = self.quantity(f"{where}.limits.{resource}", str(resource), raw)
         return out
 
     def duration(self, name: str, default: float) -> float:

@@ -160,12 +160,17 @@ def validate_policy_options(options: StaticPolicyOptions, topology: CPUTopology,
     """ValidateStaticPolicyOptions: align-by-socket against the machine and the TM policy."""
     if not options.align_by_socket:
         return
-    if topology_manager_policy == "single-numa-node":
-        # "Topolgy" is the kubelet's spelling.
-        raise PolicyOptionError(
-            f"Topolgy manager single-numa-node policy is incompatible with CPUManager {ALIGN_BY_SOCKET} policy option"
-        )
+    check_topology_manager_policy(options, topology_manager_policy)
     if topology.num_sockets > topology.num_numa_nodes:
         raise PolicyOptionError(
             "Align by socket is not compatible with hardware where number of sockets are more than number of NUMA"
+        )
+
+
+def check_topology_manager_policy(options: StaticPolicyOptions, topology_manager_policy: str) -> None:
+    """The part of ValidateStaticPolicyOptions that needs no machine (configuration checks)."""
+    if options.align_by_socket and topology_manager_policy == "single-numa-node":
+        # "Topolgy" is the kubelet's spelling.
+        raise PolicyOptionError(
+            f"Topolgy manager single-numa-node policy is incompatible with CPUManager {ALIGN_BY_SOCKET} policy option"
         )

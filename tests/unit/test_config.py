@@ -71,8 +71,18 @@ cgroupDriver: systemd
          'k.yaml: cpuManagerPolicyOptions: bad value for option "full-pcpus-only"'),
         ("cpuManagerPolicy: static\nreservedSystemCPUs: '0'\ncpuManagerPolicyOptions: {align-by-socket: 'true'}",
          "k.yaml: cpuManagerPolicyOptions: CPU Manager Policy Alpha-level Options not enabled"),
+        ("cpuManagerPolicy: static\nreservedSystemCPUs: '0'\ntopologyManagerPolicy: single-numa-node\n"
+         "featureGates: {CPUManagerPolicyAlphaOptions: true}\ncpuManagerPolicyOptions: {align-by-socket: 'true'}",
+         "k.yaml: cpuManagerPolicyOptions: Topolgy manager single-numa-node policy is incompatible with CPUManager"
+         " align-by-socket policy option"),
         ("topologyManagerPolicy: best-effort\ntopologyManagerPolicyOptions: {max-allowable-numa-nodes: '4'}",
          'k.yaml: topologyManagerPolicyOptions: the minimum value of "max-allowable-numa-nodes" should not be less'),
+        ("memoryManagerPolicy: Static\nreservedMemory: [{numaNode: 0, limits: {memory: 1Gi}}]",
+         'k.yaml: reservedMemory: the total amount "1Gi" of type "memory" is not equal to the value "100Mi"'
+         " determined by Node Allocatable feature"),
+        ("memoryManagerPolicy: Static\nreservedMemory: [{numaNode: 0, limits: {memory: 50Mi}},"
+         " {numaNode: 0, limits: {memory: 50Mi}}]",
+         "k.yaml: reservedMemory[1].limits.memory: NUMA node 0 reserves memory twice"),
         ("topologyManagerPolicy: best-effort\ntopologyManagerPolicyOptions: {nope: 'x'}",
          'k.yaml: topologyManagerPolicyOptions: unknown Topology Manager Policy option: "nope"'),
         ("a: [", "k.yaml: invalid YAML"),
