@@ -13,7 +13,8 @@ The write order follows the kernel's cpuset rules (runtime-integration.md §3.2)
   reading the ``.effective`` files rather than what was written.
 
 Then the quota (v1 ``cpu.cfs_period_us``/``cpu.cfs_quota_us`` with runc's retry of the period,
-v2 ``cpu.max``), then the affinity of every thread of ``pid`` (a cpuset write resets it).
+v2 ``cpu.max``), then the affinity of every thread in the cgroup (a cpuset write does not reset a
+mask set earlier with sched_setaffinity).
 All file access goes through a small ``FileIO``: the host (``FsBackend``, via shim.cgroups.native)
 or a dict (``RecordingBackend``, for actor tests and dry runs).
 """
@@ -411,18 +412,40 @@ class CgroupWriter:
             raise _Failed(code, period_write.path, _describe(period_write, code))
 
     def _affinity(self, target: ApplyTarget) -> int:
+        """Set the affinity of every thread of every process in the cgroup (and of ``pid``).
+
+        A cpuset write alone is not enough: since Linux 6.2 a mask set with sched_setaffinity is
+        kept as the task's requested mask and later cpuset changes are intersected with it, so a
+        task pinned once would never follow its cpuset when it widens. Processes that exit
+        meanwhile are skipped; ``pid`` itself must still be there."""
         cpus = target.affinity_cpus()
-        if target.pid is None or cpus is None:
+        if cpus is None:
             return 0
-        result = self.io.set_affinity(target.pid, cpus)
-        if not result.ok:
+        pids = self._cgroup_pids(target)
+        if target.pid is not None and target.pid not in pids:
+            pids.insert(0, target.pid)
+        threads = 0
+        for pid in pids:
+            result = self.io.set_affinity(pid, cpus)
+            if result.ok:
+                threads += result.threads
+                continue
+            if pid != target.pid and result.errno in (errno_codes.ESRCH, errno_codes.ENOENT):
+                continue
             raise _Failed(
                 result.errno,
-                f"/proc/{target.pid}/task",
-                f"sched_setaffinity({cpus}) for the threads of pid {target.pid}: {os.strerror(result.errno)}"
+                f"/proc/{pid}/task",
+                f"sched_setaffinity({cpus}) for the threads of pid {pid}: {os.strerror(result.errno)}"
                 f" ({result.threads} threads set)",
             )
-        return result.threads
+        return threads
+
+    def _cgroup_pids(self, target: ApplyTarget) -> list[int]:
+        try:
+            text = self.io.read(f"{target.location.cpuset.path}/cgroup.procs")
+        except OSError:
+            return []
+        return [int(line) for line in text.split() if line.isdigit()]
 
     # -- helpers ----------------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from support import require
+
 from shim.cgroups import paths
 from shim.cpuset import CPUSet
 
@@ -45,6 +47,28 @@ reservedMemory:
 topologyManagerPolicy: best-effort
 topologyManagerScope: pod
 """
+
+
+def root_cpus() -> CPUSet:
+    """The CPUs of the root cpuset cgroup (what an unpinned container may use)."""
+    mount = paths.detect_mounts("/").for_controller("cpuset")
+    name = "cpuset.cpus" if mount.version == "v1" else "cpuset.cpus.effective"
+    return CPUSet.parse((mount.mountpoint / name).read_text().strip())
+
+
+def require_runc_host() -> None:
+    """Skip (fail under PODSHIM_REQUIRE_INTEGRATION=1) unless runc containers can be pinned here:
+    root, runc, a static busybox, cpuset and cpu cgroup mounts, CPUs 0 and 1."""
+    require(os.geteuid() == 0, "needs root (runc, cgroups)")
+    require(shutil.which("runc") is not None, "runc is not installed (apt-get install runc)")
+    require(BUSYBOX.is_file(), "no /bin/busybox (apt-get install busybox-static)")
+    try:
+        mounts = paths.detect_mounts("/")
+        mounts.for_controller("cpuset")
+        mounts.for_controller("cpu")
+    except paths.CgroupPathError as exc:
+        require(False, f"no usable cgroup mounts: {exc}")
+    require({0, 1} <= set(root_cpus()), "needs CPUs 0 and 1 in the root cpuset")
 
 
 def runc_spec(directory: Path) -> dict[str, Any]:

@@ -286,6 +286,19 @@ def test_explicit_affinity_differs_from_cpuset() -> None:
     assert backend.writes == []  # cpuset already right
 
 
+def test_every_process_of_the_cgroup_gets_the_affinity() -> None:
+    # Since Linux 6.2 a sched_setaffinity mask survives cpuset changes: a re-pin without a pid
+    # must still reach every task of the cgroup, and processes that exit meanwhile are skipped.
+    files = dict(seeded_v1(), **{f"{CS}{CTR}/cgroup.procs": "7\n8\n9\n"})
+    backend = RecordingBackend(files, dead_pids=[8])
+    result = backend.apply(v1_target(cpus=cs("0-1")))
+    assert result.ok and result.threads == 2
+    assert backend.affinity == {7: cs("0-1"), 9: cs("0-1")}
+    with_pid = RecordingBackend(files)
+    assert with_pid.apply(v1_target(cpus=cs("2"), pid=12)).ok
+    assert set(with_pid.affinity) == {12, 7, 8, 9}
+
+
 @pytest.mark.parametrize(
     ("quota", "v1_writes", "v2_value"),
     [
