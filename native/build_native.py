@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 CDEF = """
 int podshim_set_process_affinity(int pid, const int *cpus, size_t ncpus, int *first_errno);
 int podshim_write_files(const char **paths, const char **values, size_t n, int stop_on_error, int *errnos);
+uint32_t podshim_fnv1a_32(const char *data, size_t n, uint32_t hash);
 """
 
 ffibuilder = FFI()

@@ -15,7 +15,8 @@ Families:
   :class:`ContainerCreated`, :class:`DiscoverTopology`, :class:`TopologyDiscovered`,
   :class:`TopologyFailed`, :class:`Reconcile`;
 - hint providers (CPU, memory, devices) ↔ arbiter: :class:`HintsRequest`, :class:`Hints`,
-  :class:`AllocateRequest`, :class:`Allocated`, :class:`AllocationFailed`, :class:`Release`;
+  :class:`AllocateRequest`, :class:`Allocated`, :class:`AllocationFailed`, :class:`Release`,
+  :class:`Commit`;
 - admission outcomes: :class:`Admitted`, :class:`Rejected`;
 - cgroup writer: :class:`Apply`, :class:`Applied`, :class:`ApplyFailed`.
 
@@ -24,8 +25,10 @@ This module must stay importable without trio (the OCI hook imports it).
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Literal, TypeAlias
+from itertools import repeat
+from typing import Any, Literal, TypeAlias
 
 import msgspec
 
@@ -51,31 +54,156 @@ class MessageBase(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 # --- wire forms of domain values ---------------------------------------------------------
 
 
-class HintWire(_Wire, frozen=True, kw_only=True):
-    """A TopologyHint on the wire: ``numa`` None = no preference, ``[]`` = an empty mask."""
+class HintWire(_Wire, frozen=True, kw_only=True, gc=False):
+    """A TopologyHint on the wire: ``numa`` None = no preference, ``[]`` = an empty mask.
+
+    Not tracked by the cyclic garbage collector (it holds only ints: no cycle is possible): a
+    16-node machine keeps tens of thousands of them cached, which full collections would
+    otherwise walk on every pass."""
 
     numa: tuple[int, ...] | None
     preferred: bool
 
     @classmethod
     def from_hint(cls, hint: TopologyHint) -> HintWire:
-        return cls(numa=None if hint.affinity is None else tuple(hint.affinity.bits()), preferred=hint.preferred)
+        return _wire_of(hint)
 
     def to_hint(self) -> TopologyHint:
-        return TopologyHint(None if self.numa is None else Bitmask.from_bits(self.numa), self.preferred)
+        return _hint_of(self)
+
+
+# A 16-node machine's memory hints are thousands per resource and per message, drawn from at
+# most 2**16 masks, and the providers hand out interned hint objects. So each hint object's
+# wire object (and each wire object's hint) is looked up by identity, a whole list at a time
+# with C-level loops, and built only once per mask (hints, wires and id tuples are immutable).
+# Every cache is cleared when it reaches _CACHE_LIMIT entries: a long-lived daemon fed
+# arbitrary hints cannot grow them without bound.
+_CACHE_LIMIT = 1 << 18
+
+
+class _ByIdentity:
+    """Values keyed by the identity of live objects: each key object is kept alive, so no other
+    object can take its id while the entry exists."""
+
+    def __init__(self) -> None:
+        self.values: dict[int, Any] = {}
+        self._kept: dict[int, object] = {}
+
+    def get(self, key: object) -> Any:
+        return self.values.get(id(key))
+
+    def get_many(self, keys: Iterable[object]) -> list[Any]:
+        return list(map(self.values.get, map(id, keys)))
+
+    def put(self, key: object, value: Any) -> None:
+        if len(self._kept) >= _CACHE_LIMIT:
+            self.values.clear()  # before the objects that guard the ids go
+            self._kept.clear()
+        self._kept[id(key)] = key
+        self.values[id(key)] = value
+
+
+_wire_by_hint = _ByIdentity()
+_hint_by_wire = _ByIdentity()
+_wires: tuple[dict[int, HintWire], dict[int, HintWire]] = ({}, {})  # [preferred][mask value]
+_hints: tuple[dict[tuple[int, ...], TopologyHint], dict[tuple[int, ...], TopologyHint]] = ({}, {})
+_ids_of_value: dict[int, tuple[int, ...]] = {}
+_value_of_ids: dict[tuple[int, ...], int] = {}
+_ANY_WIRES = (HintWire(numa=None, preferred=False), HintWire(numa=None, preferred=True))
+_ANY_HINTS = (TopologyHint(None, False), TopologyHint(None, True))
+
+
+def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    return cache
+
+
+# The node ids of each byte value at each byte position of a 64-bit mask.
+_BYTE_IDS = [[tuple(8 * pos + bit for bit in range(8) if byte >> bit & 1) for byte in range(256)] for pos in range(8)]
+
+
+def _ids(value: int) -> tuple[int, ...]:
+    """The node ids of a mask value, ascending."""
+    ids = _ids_of_value.get(value)
+    if ids is None:
+        if 0 <= value < 1 << 16:  # up to 16 nodes: two table lookups
+            ids = _BYTE_IDS[0][value & 0xFF] + _BYTE_IDS[1][value >> 8]
+        else:
+            ids = tuple(Bitmask(value).bits())
+        _bounded(_ids_of_value)[value] = ids
+    return ids
+
+
+def _value(ids: Sequence[int]) -> int:
+    """The mask value of node ids; raises BitmaskError for an id outside 0..63."""
+    key = ids if isinstance(ids, tuple) else tuple(ids)
+    value = _value_of_ids.get(key)
+    if value is None:
+        value = _bounded(_value_of_ids)[key] = Bitmask.from_bits(key).value
+    return value
+
+
+def _wire_of(hint: TopologyHint) -> HintWire:
+    found: HintWire | None = _wire_by_hint.get(hint)
+    if found is not None:
+        return found
+    preferred = bool(hint.preferred)
+    if hint.affinity is None:
+        return _ANY_WIRES[preferred]
+    value = hint.affinity.value
+    wire = _wires[preferred].get(value)
+    if wire is None:
+        wire = _bounded(_wires[preferred])[value] = HintWire(numa=_ids(value), preferred=preferred)
+        _hint_by_wire.put(wire, hint)
+    _wire_by_hint.put(hint, wire)
+    return wire
+
+
+def _hint_of(wire: HintWire) -> TopologyHint:
+    found: TopologyHint | None = _hint_by_wire.get(wire)
+    if found is not None:
+        return found
+    preferred = bool(wire.preferred)
+    if wire.numa is None:
+        return _ANY_HINTS[preferred]
+    # A decoded wire (trace, socket): not kept by identity, but its hint is shared by node ids.
+    hint = _hints[preferred].get(wire.numa)
+    if hint is None:
+        hint = _bounded(_hints[preferred])[wire.numa] = TopologyHint(Bitmask(_value(wire.numa)), preferred)
+    return hint
+
+
+def _any_none(values: list[Any]) -> bool:
+    # C-level scan by identity (``None in values`` would call the items' __eq__).
+    return any(map(operator.is_, values, repeat(None)))
+
+
+def _wires_of(hints: Sequence[TopologyHint]) -> tuple[HintWire, ...]:
+    found = _wire_by_hint.get_many(hints)
+    if _any_none(found):
+        for index, wire in enumerate(found):
+            if wire is None:
+                found[index] = _wire_of(hints[index])
+    return tuple(found)
+
+
+def _hints_of(wires: Sequence[HintWire]) -> list[TopologyHint]:
+    found = _hint_by_wire.get_many(wires)
+    if _any_none(found):
+        for index, hint in enumerate(found):
+            if hint is None:
+                found[index] = _hint_of(wires[index])
+    return found
 
 
 def hint_to_wire(hint: TopologyHint | None) -> HintWire | None:
     """The wire form of an optional hint (None stays None: the provider got no hint)."""
-    return None if hint is None else HintWire.from_hint(hint)
+    return None if hint is None else _wire_of(hint)
 
 
 def hint_from_wire(hint: HintWire | None) -> TopologyHint | None:
-    return None if hint is None else hint.to_hint()
-
-
-def _ids(value: int) -> tuple[int, ...]:
-    return tuple(Bitmask(value).bits())
+    return None if hint is None else _hint_of(hint)
 
 
 def _by_width(values: Iterable[int]) -> list[int]:
@@ -107,8 +235,8 @@ class SupersetWire(_Wire, frozen=True, kw_only=True):
         is quadratic in the thousands of masks a 16-node CPU answer may carry); a redundant
         entry would not change which masks are members.
         """
-        universe = Bitmask.from_bits(self.universe).value
-        minimal = [Bitmask.from_bits(ids).value for ids in self.minimal]
+        universe = _value(self.universe)
+        minimal = [_value(ids) for ids in self.minimal]
         if _by_width(set(minimal)) != minimal:
             raise ValueError("minimal masks must be distinct and ordered by node count, then value")
         if any(value & ~universe for value in minimal):
@@ -116,7 +244,7 @@ class SupersetWire(_Wire, frozen=True, kw_only=True):
         hints = SupersetHints.__new__(SupersetHints)
         hints.minimal = tuple(minimal)
         hints.universe = universe
-        hints.preferred = frozenset(Bitmask.from_bits(ids).value for ids in self.preferred)
+        hints.preferred = frozenset(_value(ids) for ids in self.preferred)
         known = set(minimal)
         for value in hints.preferred:
             if value not in known and not hints.contains(value):
@@ -388,7 +516,7 @@ def _from_wire(hints: tuple[HintWire, ...] | SupersetWire | None) -> list[Topolo
         return None
     if isinstance(hints, SupersetWire):
         return hints.to_hints()
-    return [hint.to_hint() for hint in hints]
+    return _hints_of(hints)
 
 
 def _to_wire(hints: ProvidedHints) -> tuple[HintWire, ...] | SupersetWire | None:
@@ -396,7 +524,7 @@ def _to_wire(hints: ProvidedHints) -> tuple[HintWire, ...] | SupersetWire | None
         return None
     if isinstance(hints, SupersetHints):
         return SupersetWire.from_hints(hints)
-    return tuple(HintWire.from_hint(hint) for hint in hints)
+    return _wires_of(hints if isinstance(hints, list | tuple) else list(hints))
 
 
 class AllocateRequest(MessageBase, frozen=True, kw_only=True):
@@ -412,7 +540,8 @@ class AllocateRequest(MessageBase, frozen=True, kw_only=True):
 
 
 class Allocated(MessageBase, frozen=True, kw_only=True):
-    """Provider → arbiter: the allocation succeeded (and is checkpointed)."""
+    """Provider → arbiter: the allocation succeeded (in memory; it is checkpointed on
+    :class:`Commit`)."""
 
     provider: str
     pod_uid: str
@@ -437,6 +566,15 @@ class Release(MessageBase, frozen=True, kw_only=True):
 
     pod_uid: str
     container: str | None = None
+
+
+class Commit(MessageBase, frozen=True, kw_only=True):
+    """Arbiter → provider: the pod's admission is decided; persist the state that holds it.
+
+    Sent to every provider that allocated for the pod, right before ``Admitted``: the state
+    files get one consistent write per decision, never a pod with only some containers."""
+
+    pod_uid: str
 
 
 # --- outcomes ----------------------------------------------------------------------------
@@ -513,6 +651,7 @@ Message: TypeAlias = (
     | Allocated
     | AllocationFailed
     | Release
+    | Commit
     | Admitted
     | Rejected
     | Apply

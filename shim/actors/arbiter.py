@@ -6,7 +6,9 @@ asks every provider for hints (once for the pod in pod scope, once per container
 scope), merges them with the configured policy, then asks the providers to allocate, one
 request at a time in provider order. If a provider fails, every provider that already
 allocated for the pod is told to ``Release`` it, and the pod is ``Rejected``: a rejected pod
-holds nothing. The outcome goes to ``external``.
+holds nothing. When every allocation succeeded, each provider that allocated gets a ``Commit``
+(it persists its state then, once for the whole pod) just before ``Admitted`` goes out. The
+outcome goes to ``external``.
 
 It also remembers each admitted pod's assignments so that ``ContainerCreated`` (a cgroup now
 exists) becomes an ``Apply`` for the cgroup writer.
@@ -29,6 +31,7 @@ from shim.messages import (
     Applied,
     Apply,
     ApplyFailed,
+    Commit,
     ContainerAssignment,
     ContainerCreated,
     ContainerPlacement,
@@ -244,7 +247,9 @@ class ArbiterActor:
         )
         self.admitted[pod.uid] = outcome
         self.current = None
-        return [Envelope(to=EXTERNAL, message=outcome), *self._start_next()]
+        # FIFO delivery: the providers persist before the outcome reaches anyone outside.
+        commits = [Envelope(to=p, message=Commit(pod_uid=pod.uid)) for p in admission.allocated]
+        return [*commits, Envelope(to=EXTERNAL, message=outcome), *self._start_next()]
 
     def _assignment(self, admission: _Admission, container: Container) -> ContainerAssignment:
         cpus, mems, isolation = self.defaults.cpus, self.defaults.mems, "host"

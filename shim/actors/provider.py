@@ -1,9 +1,12 @@
 """ProviderActor: the message shell shared by the CPU and memory manager actors.
 
-A provider answers the arbiter's ``HintsRequest``, ``AllocateRequest`` and ``Release`` through
-a :class:`ResourceManager` (the policy plus its state) and persists its state through a
-:class:`~shim.actors.base.CheckpointStore` once per decision, before it answers, so that a
-crash after the answer never loses an allocation.
+A provider answers the arbiter's ``HintsRequest``, ``AllocateRequest``, ``Commit`` and
+``Release`` through a :class:`ResourceManager` (the policy plus its state) and persists its
+state through a :class:`~shim.actors.base.CheckpointStore` once per decision: on ``Commit``
+(the arbiter sends it after the pod's last allocation, before ``Admitted``) and on
+``Release``, never on ``AllocateRequest``. A crash in the middle of an admission (between two
+containers in container scope, or between the CPU and the memory allocation) therefore leaves
+the state files without any trace of the pod, and once ``Admitted`` is out they hold all of it.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from shim.messages import (
     Allocated,
     AllocateRequest,
     AllocationFailed,
+    Commit,
     ContainerPlacement,
     Hints,
     HintsRequest,
@@ -105,6 +109,9 @@ class ProviderActor:
             )
         elif isinstance(message, AllocateRequest):
             reply = self._allocate(message)
+        elif isinstance(message, Commit):
+            self.persist()
+            return []
         elif isinstance(message, Release):
             self.manager.release(message.pod_uid, message.container)
             self.persist()
@@ -122,7 +129,7 @@ class ProviderActor:
             return AllocationFailed(
                 provider=self.name, pod_uid=pod.uid, container=request.container, reason=reason, message=text
             )
-        self.persist()
+        # Not persisted yet: the arbiter's Commit writes the whole decision at once.
         return Allocated(
             provider=self.name,
             pod_uid=pod.uid,

@@ -3,7 +3,9 @@
 :class:`FileCheckpointStore` writes the way a crash cannot tear a state file: a temporary file
 in the same directory (so the rename stays within one filesystem), the text, ``fsync`` of the
 file, ``rename`` over the old name, then ``fsync`` of the directory so the rename itself is
-durable. A failed write leaves the old file untouched and no temporary file behind.
+durable. A failed write leaves the old file untouched and no temporary file behind. Inside
+:meth:`FileCheckpointStore.one_directory_sync` the directory is synced once, when the block
+ends, for all the renames made in it (one decision writes both state files).
 """
 
 from __future__ import annotations
@@ -53,6 +55,22 @@ class FileCheckpointStore:
     def __init__(self, directory: str | os.PathLike[str], *, mode: int = 0o644) -> None:
         self.directory = Path(directory)
         self.mode = mode
+        self._deferring = 0
+        self._unsynced = False
+
+    @contextlib.contextmanager
+    def one_directory_sync(self) -> Iterator[None]:
+        """Within the block, saves leave the directory fsync out; it is done once when the block
+        ends (even by an exception), covering every rename made in it. The caller reports
+        nothing durable until the block is over."""
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+            if not self._deferring and self._unsynced:
+                self._unsynced = False
+                _fsync_directory(self.directory)
 
     def path(self, name: str) -> Path:
         _check_name(name)
@@ -84,7 +102,10 @@ class FileCheckpointStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
-        _fsync_directory(self.directory)
+        if self._deferring:
+            self._unsynced = True
+        else:
+            _fsync_directory(self.directory)
 
 
 def _fsync_directory(directory: Path) -> None:

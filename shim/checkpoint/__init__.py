@@ -1,8 +1,10 @@
 """Kubelet-compatible checkpoint plumbing shared by the CPU and memory managers.
 
-``fnv`` (FNV-1a 32), ``gojson`` (Go ``encoding/json`` behaviour) and ``godump`` (the go-spew text
-the legacy checksums hash) are pure. ``atomic`` is the only module that touches files; it is not
-imported here so that the functional core can use the pure modules without pulling in file I/O.
+``fnv`` (FNV-1a 32: the native helper's C loop when ``shim._native`` is built, else pure
+Python), ``gojson`` (Go ``encoding/json`` behaviour, with encoders compiled once per type) and
+``godump`` (the go-spew text the legacy checksums hash, likewise) are pure. ``atomic`` is the
+only module that touches files; it is not imported here so that the functional core can use the
+pure modules without pulling in file I/O.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ map keys are sorted (numbers numerically, strings bytewise).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from shim.checkpoint.gojson import GoCustom, GoInt, GoMap, GoPtr, GoSlice, GoString, GoStruct, GoType, GoUint
@@ -17,7 +18,7 @@ from shim.checkpoint.gojson import GoCustom, GoInt, GoMap, GoPtr, GoSlice, GoStr
 
 def dump_for_hash(value: Any, typ: GoStruct) -> str:
     """``dump.ForHash(&value)``: the dump of a pointer to a struct value."""
-    return f"(*{typ.name})" + _format(value, typ, typed=False)
+    return f"(*{typ.name})" + formatter(typ, typed=False)(value)
 
 
 def dump_string(text: str) -> str:
@@ -25,31 +26,83 @@ def dump_string(text: str) -> str:
     return "(string)" + text
 
 
+Formatter = Callable[[Any], str]
+
+# One formatter per (type object, typed); the entry keeps the type alive so its id stays unique.
+_formatters: dict[tuple[int, bool], tuple[GoType, Formatter]] = {}
+
+
+def formatter(typ: GoType, *, typed: bool) -> Formatter:
+    """The go-spew formatter of ``typ`` (with its type prefix when ``typed``), built once."""
+    key = (id(typ), typed)
+    known = _formatters.get(key)
+    if known is not None and known[0] is typ:
+        return known[1]
+    built = _build(typ, typed)
+    _formatters[key] = (typ, built)
+    return built
+
+
 def _sort_key(key: Any) -> Any:
     return key if isinstance(key, int) else str(key).encode("utf-8", "surrogatepass")
 
 
-def _format(value: Any, typ: GoType, *, typed: bool) -> str:
+def _build(typ: GoType, typed: bool) -> Formatter:
     if isinstance(typ, GoCustom):
-        return typ.dump(value, typed)
+        custom = typ.dump
+        return lambda value: custom(value, typed)
     if isinstance(typ, GoPtr):
-        prefix = f"(*{typ.elem.name})" if typed else "<*>"
-        return prefix + ("<nil>" if value is None else _format(value, typ.elem, typed=False))
+        pointer = f"(*{typ.elem.name})" if typed else "<*>"
+        elem = formatter(typ.elem, typed=False)
+        return lambda value: pointer + ("<nil>" if value is None else elem(value))
     prefix = f"({typ.name})" if typed else ""
-    if isinstance(typ, GoString):
-        return prefix + str(value)
-    if isinstance(typ, GoUint | GoInt):
-        return prefix + str(value)
-    if value is None:
-        return prefix + "<nil>"
+    if isinstance(typ, GoString | GoUint | GoInt):
+        return (lambda value: prefix + str(value)) if prefix else str
     if isinstance(typ, GoMap):
-        members = " ".join(
-            _format(key, typ.key, typed=False) + ":" + _format(value[key], typ.elem, typed=False)
-            for key in sorted(value, key=_sort_key)
-        )
-        return f"{prefix}map[{members}]"
+        return _map(prefix, formatter(typ.key, typed=False), formatter(typ.elem, typed=False))
     if isinstance(typ, GoSlice):
-        return prefix + "[" + " ".join(_format(item, typ.elem, typed=False) for item in value) + "]"
+        if isinstance(typ.elem, GoString | GoUint | GoInt):
+            return _plain_slice(prefix)
+        return _slice(prefix, formatter(typ.elem, typed=False))
     assert isinstance(typ, GoStruct)
-    fields = " ".join(f"{f.go_name}:" + _format(value[f.go_name], f.type, typed=True) for f in typ.fields)
-    return prefix + "{" + fields + "}"
+    return _struct(prefix, typ)
+
+
+def _map(prefix: str, key_text: Formatter, elem: Formatter) -> Formatter:
+    def dump_map(value: Any) -> str:
+        if value is None:
+            return prefix + "<nil>"
+        members = " ".join([key_text(key) + ":" + elem(value[key]) for key in sorted(value, key=_sort_key)])
+        return prefix + "map[" + members + "]"
+
+    return dump_map
+
+
+def _slice(prefix: str, elem: Formatter) -> Formatter:
+    def dump_slice(value: Any) -> str:
+        if value is None:
+            return prefix + "<nil>"
+        return prefix + "[" + " ".join(map(elem, value)) + "]"
+
+    return dump_slice
+
+
+def _plain_slice(prefix: str) -> Formatter:
+    # Elements printed as their text, without type: the whole slice in C-level loops.
+    def dump_plain_slice(value: Any) -> str:
+        if value is None:
+            return prefix + "<nil>"
+        return prefix + "[" + " ".join(map(str, value)) + "]"
+
+    return dump_plain_slice
+
+
+def _struct(prefix: str, typ: GoStruct) -> Formatter:
+    plan = [(f.go_name, f.go_name + ":", formatter(f.type, typed=True)) for f in typ.fields]
+
+    def dump_struct(value: Any) -> str:
+        if value is None:
+            return prefix + "<nil>"
+        return prefix + "{" + " ".join([label + dump(value[name]) for name, label, dump in plan]) + "}"
+
+    return dump_struct

@@ -569,49 +569,152 @@ def _escape(match: re.Match[str]) -> str:
     return f"\\u{ord(char):04x}"
 
 
+# Bytes that Go escapes in an ASCII string besides '"' and '\\': controls and the HTML three.
+_ASCII_SPECIAL = bytes(range(0x20)) + b"<>&"
+
+
 def quote(text: str) -> str:
     """A Go JSON string literal (HTML-escaped, as ``json.Marshal`` writes it)."""
+    if _NEEDS_ESCAPE.search(text) is None:
+        return '"' + text + '"'  # names, cpusets: nothing to escape
+    if text.isascii():
+        # A checkpoint's embedded ``data`` document (tens of kilobytes): when only quotes and
+        # backslashes need escaping, C-level scans and replaces beat the per-match callback.
+        raw = text.encode("ascii")
+        if len(raw.translate(None, _ASCII_SPECIAL)) == len(raw):
+            if "\\" in text:
+                text = text.replace("\\", "\\\\")
+            return '"' + text.replace('"', '\\"') + '"'
     return '"' + _NEEDS_ESCAPE.sub(_escape, text) + '"'
 
 
-def _is_empty(value: Any, typ: GoType) -> bool:
-    if isinstance(typ, GoStruct | GoCustom):
-        return False
-    if isinstance(typ, GoPtr):
-        return value is None
-    if isinstance(typ, GoMap | GoSlice):
-        return not value
-    return value in ("", 0)
+class Encoded:
+    """A struct field value already marshalled for its type: lets two documents share one
+    encoding of a large member (a checkpoint's data object and its top level carry the same
+    machine state and entries). ``empty`` is what ``omitempty`` would have found."""
+
+    __slots__ = ("empty", "text")
+
+    def __init__(self, text: str, *, empty: bool) -> None:
+        self.text = text
+        self.empty = empty
 
 
 def marshal(value: Any, typ: GoType) -> str:
     """Compact JSON of ``value`` as Go's ``json.Marshal`` writes it for ``typ``."""
-    if isinstance(typ, GoString):
-        return quote(value)
-    if isinstance(typ, GoUint | GoInt):
-        return str(int(value))
-    if isinstance(typ, GoCustom):
-        return typ.marshal(value)
-    if value is None and isinstance(typ, GoMap | GoSlice | GoPtr):
+    return encoder(typ)(value)
+
+
+Encoder = Callable[[Any], str]
+
+# Encoders are built once per type object (types are module constants of the checkpoint
+# modules); the entry keeps the type alive so that its id is never reused for another type.
+_encoders: dict[int, tuple[GoType, Encoder]] = {}
+
+
+def encoder(typ: GoType) -> Encoder:
+    """The ``json.Marshal`` function for ``typ``: a closure specialised to the type, so that a
+    checkpoint write does not walk the type description again for every value."""
+    known = _encoders.get(id(typ))
+    if known is not None and known[0] is typ:
+        return known[1]
+    built = _build_encoder(typ)
+    _encoders[id(typ)] = (typ, built)
+    return built
+
+
+def _int_text(value: Any) -> str:
+    return str(int(value))
+
+
+def _int_slice(value: Any) -> str:
+    if value is None:
         return "null"
+    return "[" + ",".join(map(str, map(int, value))) + "]"
+
+
+def _first(pair: tuple[str, Any]) -> str:
+    return pair[0]
+
+
+def _build_encoder(typ: GoType) -> Encoder:
+    if isinstance(typ, GoString):
+        return quote
+    if isinstance(typ, GoUint | GoInt):
+        return _int_text
+    if isinstance(typ, GoCustom):
+        return typ.marshal
     if isinstance(typ, GoPtr):
-        return marshal(value, typ.elem)
+        return _nullable(encoder(typ.elem))
     if isinstance(typ, GoSlice):
-        return "[" + ",".join(marshal(item, typ.elem) for item in value) + "]"
+        if isinstance(typ.elem, GoUint | GoInt):
+            return _int_slice
+        return _slice_encoder(encoder(typ.elem))
     if isinstance(typ, GoMap):
-        members = sorted(((str(key), item) for key, item in value.items()), key=lambda kv: _utf8(kv[0]))
-        return "{" + ",".join(quote(key) + ":" + marshal(item, typ.elem) for key, item in members) + "}"
+        return _map_encoder(encoder(typ.elem))
     assert isinstance(typ, GoStruct)
-    parts = [
-        quote(f.json_name) + ":" + marshal(value[f.go_name], f.type)
+    return _struct_encoder(typ)
+
+
+def _nullable(inner: Encoder) -> Encoder:
+    def encode_pointer(value: Any) -> str:
+        return "null" if value is None else inner(value)
+
+    return encode_pointer
+
+
+def _slice_encoder(inner: Encoder) -> Encoder:
+    def encode_slice(value: Any) -> str:
+        if value is None:
+            return "null"
+        return "[" + ",".join(map(inner, value)) + "]"
+
+    return encode_slice
+
+
+def _map_encoder(inner: Encoder) -> Encoder:
+    def encode_map(value: Any) -> str:
+        if value is None:
+            return "null"
+        # Go sorts the keys' text bytewise; UTF-8 (surrogates included, as surrogatepass writes
+        # them) orders like code points, so a plain str sort is the same order.
+        members = sorted([(str(key), item) for key, item in value.items()], key=_first)
+        return "{" + ",".join([quote(key) + ":" + inner(item) for key, item in members]) + "}"
+
+    return encode_map
+
+
+def _emptiness(typ: GoType) -> Callable[[Any], bool] | None:
+    """How ``omitempty`` tests a field of ``typ`` (None: never empty)."""
+    if isinstance(typ, GoStruct | GoCustom):
+        return None
+    if isinstance(typ, GoPtr):
+        return lambda value: value is None
+    if isinstance(typ, GoMap | GoSlice):
+        return lambda value: not value
+    return lambda value: value in ("", 0)
+
+
+def _struct_encoder(typ: GoStruct) -> Encoder:
+    plan = [
+        (f.go_name, quote(f.json_name) + ":", encoder(f.type), _emptiness(f.type) if f.omitempty else None)
         for f in typ.fields
-        if not (f.omitempty and _is_empty(value[f.go_name], f.type))
     ]
-    return "{" + ",".join(parts) + "}"
 
+    def encode_struct(value: Any) -> str:
+        parts = []
+        for name, key, encode, empty in plan:
+            item = value[name]
+            if type(item) is Encoded:
+                if not (empty is not None and item.empty):
+                    parts.append(key + item.text)
+                continue
+            if empty is not None and empty(item):
+                continue
+            parts.append(key + encode(item))
+        return "{" + ",".join(parts) + "}"
 
-def _utf8(text: str) -> bytes:
-    return text.encode("utf-8", "surrogatepass")
+    return encode_struct
 
 
 def go_quote(text: str) -> str:

@@ -13,6 +13,7 @@ from shim.checkpoint import CORRUPTED, CheckpointError
 from shim.checkpoint.envelope import data_checksum, fresh, load_enveloped, require_envelope_or_legacy, struct_checksum
 from shim.checkpoint.godump import dump_for_hash
 from shim.checkpoint.gojson import (
+    Encoded,
     Field,
     GoCustom,
     GoJSONError,
@@ -68,8 +69,23 @@ def _decode_pod_entry(raw: Any) -> CPUSet:
         raise GoJSONError(f"failed to parse cpuset: {parse_error}") from None
 
 
+# A checkpoint write prints every container's CPU set; most sets are unchanged since the last
+# write, so their kubelet text is kept by mask value (bounded, cleared when full).
+_TEXT_CACHE_LIMIT = 1 << 16
+_texts: dict[int, str] = {}
+
+
+def _text(cpus: CPUSet) -> str:
+    text = _texts.get(cpus.mask)
+    if text is None:
+        if len(_texts) >= _TEXT_CACHE_LIMIT:
+            _texts.clear()
+        text = _texts[cpus.mask] = str(cpus)
+    return text
+
+
 def _marshal_pod_entry(cpus: CPUSet) -> str:
-    text = str(cpus)
+    text = _text(cpus)
     return "{" + ('"cpuSet":' + quote(text) if text else "") + "}"
 
 
@@ -245,9 +261,10 @@ def restore(
 def _legacy_value(state: CPUState, policy_name: str, typ: GoStruct, *, pod_level_gate: bool = True) -> dict[str, Any]:
     value: dict[str, Any] = {
         "PolicyName": policy_name,
-        "DefaultCPUSet": str(state.default_cpuset),
+        "DefaultCPUSet": _text(state.default_cpuset),
         "Entries": {
-            pod: {name: str(cpus) for name, cpus in containers.items()} for pod, containers in state.assignments.items()
+            pod: {name: _text(cpus) for name, cpus in containers.items()}
+            for pod, containers in state.assignments.items()
         },
         "Checksum": 0,
     }
@@ -263,6 +280,9 @@ def encode(state: CPUState, policy_name: str, *, format: str = "v4", pod_level_g
     if format == "v4":
         data = _legacy_value(state, policy_name, _V3, pod_level_gate=pod_level_gate)
         del data["Checksum"]
+        # The data object and the top level carry the same entries: encode them once.
+        data["Entries"] = Encoded(marshal(data["Entries"], _ENTRIES), empty=not data["Entries"])
+        data["PodEntries"] = Encoded(marshal(data["PodEntries"], _POD_ENTRIES), empty=not data["PodEntries"])
         data_text = marshal(data, _DATA)
         top = dict(data, Checksum=0, Data=data_text, DataChecksum=data_checksum(data_text))
         return marshal(top, _V4)

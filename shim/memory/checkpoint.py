@@ -15,6 +15,7 @@ from shim.checkpoint.envelope import data_checksum, fresh, load_enveloped, requi
 from shim.checkpoint.fnv import fnv1a_32_text
 from shim.checkpoint.godump import dump_for_hash
 from shim.checkpoint.gojson import (
+    Encoded,
     Field,
     GoInt,
     GoMap,
@@ -271,10 +272,16 @@ def encode(state: MemoryState, policy_name: str, *, format: str = "v3", pod_leve
     gate on) or ``v1``. Pod entries are written only when ``pod_level_gate`` is on (never in v1)."""
     if format == "v3":
         data = _go_value(state, policy_name, with_pod_entries=pod_level_gate)
-        data_text = marshal(data, _DATA)
         legacy = {"PolicyName": policy_name, "MachineState": data["MachineState"], "Entries": data["Entries"]}
-        top = dict(legacy, Checksum=_legacy_sum(legacy, _V1, _LEGACY_NAME), Data=data_text)
-        top["DataChecksum"] = data_checksum(data_text)
+        checksum = _legacy_sum(legacy, _V1, _LEGACY_NAME)
+        # The data object and the top level carry the same machine state and entries: encode
+        # them once.
+        shared = {
+            "MachineState": Encoded(marshal(data["MachineState"], _MACHINE), empty=not data["MachineState"]),
+            "Entries": Encoded(marshal(data["Entries"], _ENTRIES), empty=not data["Entries"]),
+        }
+        data_text = marshal(dict(data, **shared), _DATA)
+        top = dict(legacy, **shared, Checksum=checksum, Data=data_text, DataChecksum=data_checksum(data_text))
         return marshal(top, _V3)
     if format == "v2":
         value = _go_value(state, policy_name, with_pod_entries=pod_level_gate)

@@ -7,6 +7,7 @@ actors with :func:`build_actors` and runs them on trio instead.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -59,6 +60,7 @@ class NodeActors:
     cgroups: CgroupWriterActor
     cpu_manager: CPUManager
     memory_manager: MemoryManager
+    store: CheckpointStore | None = None
 
     def all(self) -> list[Actor]:
         return [self.arbiter, self.cpu, self.memory, self.cgroups]
@@ -97,7 +99,7 @@ def build_actors(
     writer = CgroupWriterActor(
         cgroup_backend if cgroup_backend is not None else RecordingCgroupBackend(), name=CGROUP_WRITER
     )
-    return NodeActors(arbiter, cpu, memory, writer, cpu_manager, memory_manager)
+    return NodeActors(arbiter, cpu, memory, writer, cpu_manager, memory_manager, store)
 
 
 def _cpu_manager(
@@ -200,7 +202,11 @@ class Node:
     def _run(self, to: str, message: Message) -> list[Message]:
         mark = len(self.bus.outbox)
         self.bus.send(Envelope(to=to, message=message))
-        self.bus.run_until_idle(limit=100_000)
+        # One decision renames both state files: a file store syncs their directory once, before
+        # the outcome is returned.
+        batch = getattr(self.actors.store, "one_directory_sync", None)
+        with batch() if batch is not None else contextlib.nullcontext():
+            self.bus.run_until_idle(limit=100_000)
         return [delivery.msg for delivery in self.bus.outbox[mark:]]
 
     def admit(self, pod: Pod) -> Outcome:

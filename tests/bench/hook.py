@@ -1,7 +1,8 @@
 """Benchmark: ``podshim hook`` wall time against interpreter start-up, embedded and client mode,
-and the apply path (thread affinity of a 100-thread process) native vs pure Python.
+and the apply path (cpuset, mems, quota, affinity of a 100-thread process) native vs pure Python
+vs a plain C loop.
 
-    .venv/bin/python tests/bench/hook.py [--runs N]
+    .venv/bin/python tests/bench/hook.py [--runs N] [--apply-only]
 
 Prints a table of medians (and the minimum, less sensitive to other load on the machine) with
 the ratio of the median to ``python -I -S -c pass``. Targets: embedded hook ≤ 4×, client-mode
@@ -21,11 +22,20 @@ The managed rows need root (a scratch cgroup ``/podshim-bench-<pid>/ctr`` is cre
 cpuset and cpu hierarchies and removed after); without root only unmanaged rows are measured.
 Child interpreters run without PYTHONDONTWRITEBYTECODE, after a warm-up call, so every module
 is loaded from its .pyc as on an installed system.
+
+The apply comparison (root, cgroupfs) puts a 100-thread process in a scratch cgroup and times
+one apply: ``cpuset.cpus``, ``cpuset.mems`` and the CFS quota files written, then the affinity
+of every thread set (the task list read until a pass finds no new thread), alternating between
+two CPU sets so that every call changes something. The same syscalls are made by
+``shim.cgroups.native``'s cffi helper, by its pure-Python fallback, and by a small C program
+compiled with ``cc`` into a temporary directory at bench time (its own timer around the same
+loop, so no interpreter is counted). Target: native <= 1.5x the C loop.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import signal
@@ -42,6 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from shim.cgroups import native, paths  # noqa: E402
+from shim.cpuset import CPUSet  # noqa: E402
 from shim.frontends import client  # noqa: E402
 
 CONFIG = {
@@ -175,12 +186,15 @@ class Bench:
 
 
 @contextmanager
-def scratch_cgroup() -> Iterator[tuple[str, int]]:
-    """A cgroup in the cpuset and cpu hierarchies holding one sleeping process: (path, pid)."""
+def scratch_cgroup(command: tuple[str, ...] = ("sleep", "3600")) -> Iterator[tuple[str, int]]:
+    """A cgroup in the cpuset and cpu hierarchies holding one process running ``command`` (which
+    prints a line when it is ready if it is not ``sleep``): (path, pid)."""
     mounts = paths.detect_mounts("/")
     scratch = f"podshim-bench-{os.getpid()}"
     dirs = sorted({mounts.for_controller(c).mountpoint / scratch / "ctr" for c in ("cpuset", "cpu")})
-    sleeper = subprocess.Popen(["sleep", "3600"])
+    sleeper = subprocess.Popen(list(command), stdout=subprocess.PIPE if command[0] != "sleep" else None, text=True)
+    if sleeper.stdout is not None:
+        sleeper.stdout.readline()
     try:
         for directory in dirs:
             directory.mkdir(parents=True, exist_ok=True)
@@ -277,10 +291,161 @@ def affinity_rows(runs: int) -> list[tuple[str, float]]:
     return rows
 
 
+APPLY_C = r"""
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* argv: runs pid cpusA cpusB (comma lists) then path value pairs; %A / %B in a value stand for
+ * the run's CPU list. Prints one elapsed time in ns per run. */
+static int parse(const char *text, cpu_set_t *set)
+{
+    CPU_ZERO(set);
+    for (const char *p = text; *p;) {
+        CPU_SET(atoi(p), set);
+        p = strchr(p, ',');
+        if (!p) break;
+        p++;
+    }
+    return 0;
+}
+
+static int write_file(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return -1;
+    ssize_t n = write(fd, value, strlen(value));
+    return close(fd) == 0 && n == (ssize_t)strlen(value) ? 0 : -1;
+}
+
+static int set_all(int pid, cpu_set_t *set)
+{
+    char dir_path[64];
+    int seen[4096], n_seen = 0, count = 0;
+    snprintf(dir_path, sizeof dir_path, "/proc/%d/task", pid);
+    for (int pass = 0; pass < 8; pass++) {
+        DIR *dir = opendir(dir_path);
+        if (!dir) return -1;
+        int fresh = 0;
+        struct dirent *entry;
+        while ((entry = readdir(dir)) != NULL) {
+            if (entry->d_name[0] < '0' || entry->d_name[0] > '9') continue;
+            int tid = atoi(entry->d_name), known = 0;
+            for (int i = 0; i < n_seen; i++) if (seen[i] == tid) { known = 1; break; }
+            if (known || n_seen == 4096) continue;
+            seen[n_seen++] = tid;
+            fresh++;
+            if (sched_setaffinity(tid, sizeof *set, set) == 0) count++;
+        }
+        closedir(dir);
+        if (!fresh) break;
+    }
+    return count;
+}
+
+int main(int argc, char **argv)
+{
+    int runs = atoi(argv[1]), pid = atoi(argv[2]);
+    cpu_set_t sets[2];
+    parse(argv[3], &sets[0]);
+    parse(argv[4], &sets[1]);
+    for (int run = 0; run < runs; run++) {
+        const char *cpus = argv[3 + run % 2];
+        struct timespec start, end;
+        clock_gettime(CLOCK_MONOTONIC, &start);
+        for (int i = 5; i + 1 < argc; i += 2) {
+            const char *value = strcmp(argv[i + 1], "%CPUS") == 0 ? cpus : argv[i + 1];
+            if (write_file(argv[i], value) != 0) { perror(argv[i]); return 1; }
+        }
+        if (set_all(pid, &sets[run % 2]) != 100) { fprintf(stderr, "affinity failed\n"); return 1; }
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        printf("%ld\n", (end.tv_sec - start.tv_sec) * 1000000000L + (end.tv_nsec - start.tv_nsec));
+    }
+    return 0;
+}
+"""
+
+
+def _kernel_list(cpus: list[int]) -> str:
+    return ",".join(map(str, cpus))
+
+
+def apply_rows(runs: int) -> list[tuple[str, float, float]]:
+    """(what, median ms, min ms) per implementation of one apply; empty without root or cc."""
+    if os.geteuid() != 0:
+        print("(not root: apply comparison skipped)")
+        return []
+    mounts = paths.detect_mounts("/")
+    allowed = sorted(os.sched_getaffinity(0))
+    sets = [allowed, allowed[:-1] or allowed]
+    mems = Path("/sys/fs/cgroup/cpuset/cpuset.mems" if mounts.for_controller("cpuset").version == "v1"
+                else "/sys/fs/cgroup/cpuset.mems.effective").read_text().strip() or "0"
+    with tempfile.TemporaryDirectory() as tmp, \
+            scratch_cgroup((sys.executable, "-c", THREADS_CHILD)) as (cgroup, pid):
+        program = Path(tmp) / "apply_loop"
+        (Path(tmp) / "apply_loop.c").write_text(APPLY_C)
+        built = subprocess.run(["cc", "-O2", "-o", str(program), str(Path(tmp) / "apply_loop.c")],
+                               capture_output=True, text=True)
+        if built.returncode != 0:
+            print(f"(cc failed: {built.stderr.strip()}; apply comparison skipped)")
+            return []
+        cpuset_dir = mounts.for_controller("cpuset").mountpoint / cgroup.lstrip("/")
+        cpu_dir = mounts.for_controller("cpu").mountpoint / cgroup.lstrip("/")
+        if mounts.for_controller("cpu").version == "v1":
+            quota = [(str(cpu_dir / "cpu.cfs_period_us"), "100000"), (str(cpu_dir / "cpu.cfs_quota_us"), "-1")]
+        else:
+            quota = [(str(cpu_dir / "cpu.max"), "max 100000")]
+        mems_value = _kernel_list(list(CPUSet.parse(mems)))
+        template = [(str(cpuset_dir / "cpuset.cpus"), "%CPUS"), (str(cpuset_dir / "cpuset.mems"), mems_value), *quota]
+        rows = []
+        for ops in native.implementations():
+            samples = []
+            for run in range(runs + 1):
+                cpus = sets[run % 2]
+                items = [(path, _kernel_list(cpus) if value == "%CPUS" else value) for path, value in template]
+                start = time.perf_counter()
+                codes = ops.write_files(items)
+                result = ops.set_process_affinity(pid, cpus)
+                elapsed = time.perf_counter() - start
+                if any(codes) or result.threads != 100:
+                    raise SystemExit(f"{ops.name}: writes {[errno.errorcode.get(c, c) for c in codes]}, {result}")
+                if run:  # the first call warms caches
+                    samples.append(elapsed * 1000)
+            rows.append((f"apply (3-4 writes + 100 threads), {ops.name}", statistics.median(samples), min(samples)))
+        argv = [str(program), str(runs + 1), str(pid), _kernel_list(sets[0]), _kernel_list(sets[1])]
+        argv += [part for item in template for part in item]
+        done = subprocess.run(argv, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"C loop failed: {done.stderr.strip()}")
+        c_samples = [int(line) / 1e6 for line in done.stdout.split()][1:]
+        rows.append(("apply, C loop (same syscalls, no interpreter)", statistics.median(c_samples), min(c_samples)))
+    return rows
+
+
+def print_apply(runs: int) -> None:
+    rows = apply_rows(runs)
+    if not rows:
+        return
+    c_loop = rows[-1][1]
+    print(f"{'apply path':48} {'median ms':>10} {'min ms':>8} {'x C loop':>9}")
+    for name, median, low in rows:
+        print(f"{name:48} {median:10.3f} {low:8.3f} {median / c_loop:9.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--apply-only", action="store_true", help="only the apply-path comparison")
     options = parser.parse_args()
+    if options.apply_only:
+        print_apply(max(options.runs, 200))
+        return
     rows = hook_rows(options.runs)
     bare = statistics.median(dict(rows)[BARE])
     print(f"{'what':48} {'median ms':>10} {'min ms':>8} {'x bare':>7}")
@@ -290,6 +455,8 @@ def main() -> None:
     print()
     for name, value in affinity_rows(max(options.runs, 30)):
         print(f"{name:48} {value:10.3f}")
+    print()
+    print_apply(max(options.runs, 200))
 
 
 if __name__ == "__main__":

@@ -161,6 +161,7 @@ BY_TYPE: dict[type[m.MessageBase], st.SearchStrategy[Any]] = {
         m.AllocationFailed, provider=NAMES, pod_uid=NAMES, container=OPT_NAME, reason=NAMES, message=TEXT
     ),
     m.Release: st.builds(m.Release, pod_uid=NAMES, container=OPT_NAME),
+    m.Commit: st.builds(m.Commit, pod_uid=NAMES),
     m.Admitted: st.builds(
         m.Admitted,
         pod_uid=NAMES,

@@ -32,6 +32,7 @@ EXPECTED_TAGS = [
     "Allocated",
     "AllocationFailed",
     "Release",
+    "Commit",
     "Admitted",
     "Rejected",
     "Apply",
