@@ -18,6 +18,7 @@ import functools
 import operator
 import weakref
 from bisect import bisect_right
+from collections.abc import Callable
 from itertools import combinations, compress
 from math import comb
 
@@ -28,12 +29,10 @@ from shim.topology_manager.bitmask import Bitmask
 from shim.topology_manager.hint import TopologyHint
 from shim.topology_manager.hint_set import SupersetHints
 
-# Above this many NUMA nodes the static policy answers with a SupersetHints by default...
+# Above this many NUMA nodes the static policy answers with a SupersetHints by default, however
+# many minimal masks it has: the merge indexes them (thousands cost milliseconds), and the explicit
+# list it replaces is 2^N − 1 masks.
 COMPACT_HINTS_ABOVE_NUMA_NODES = 8
-# ...unless the set has more minimal masks than this: the topology manager's merge normalises a
-# SupersetHints' minimal masks pairwise (quadratic), which past a few hundred masks costs more
-# than merging the explicit list. Raise it once that normalisation is sub-quadratic.
-COMPACT_HINTS_MAX_MINIMAL = 256
 
 
 @functools.cache
@@ -80,8 +79,7 @@ class _HintTable:
         for size in sizes:
             running += size
             self.best_capacity.append(running)
-        self.order = subset_order(self.count)
-        self.pick_in_order = operator.itemgetter(*self.order) if self.order else None
+        self._pick_in_order: Callable[[list[int]], tuple[int, ...]] | None = None
         self._hints: dict[tuple[int, bool], TopologyHint] = {}
         self._sockets: dict[int, int] = {}
         self._rows: dict[tuple[int, bool], list[TopologyHint]] = {}
@@ -93,6 +91,20 @@ class _HintTable:
             sum(1 << socket_position[socket] for socket in index.sockets_in_numa.get(numa, ()))
             for numa in self.numa_ids
         ]
+
+    @property
+    def order(self) -> tuple[int, ...]:
+        """Every subset in the kubelet's order: built on first use, as only the explicit list
+        needs it (2^N − 1 entries, out of reach on the machines that use the compact form)."""
+        return subset_order(self.count)
+
+    def pick_in_order(self, sums: list[int]) -> tuple[int, ...]:
+        """``sums`` (indexed by position mask) rearranged in subset order."""
+        if self._pick_in_order is None:
+            order = self.order
+            # itemgetter of one index returns the item itself, not a 1-tuple.
+            self._pick_in_order = operator.itemgetter(*order) if len(order) > 1 else lambda values: (values[order[0]],)
+        return self._pick_in_order(sums)
 
     def numa_value(self, positions: int) -> int:
         """The NUMA-id bitmask value of a mask over positions."""
@@ -197,8 +209,7 @@ def generate_cpu_topology_hints(topology: CPUTopology, available: CPUSet, reusab
     if reuse_positions >> table.count:
         return []  # reusable CPUs the kubelet places on a NUMA node 0 that does not exist
     sums = _subset_sums(table.per_numa(available.mask), reuse_positions)
-    assert table.pick_in_order is not None
-    in_order: tuple[int, ...] = table.pick_in_order(sums) if len(table.order) > 1 else (sums[table.order[0]],)
+    in_order = table.pick_in_order(sums)
     needed = request - len(reusable)
     return list(compress(table.row(min_size, align_by_socket), map(needed.__le__, in_order)))
 
@@ -212,14 +223,8 @@ def cpu_topology_hints(
 ) -> list[TopologyHint] | SupersetHints:
     """The hints in the form asked for: ``compact`` True a :class:`SupersetHints`, False the
     kubelet's list, None a SupersetHints on machines of more than
-    ``COMPACT_HINTS_ABOVE_NUMA_NODES`` nodes unless it has more than ``COMPACT_HINTS_MAX_MINIMAL``
-    minimal masks (then the list)."""
-    if compact is None and len(_table(topology).numa_ids) > COMPACT_HINTS_ABOVE_NUMA_NODES:
-        found = cpu_topology_hint_set(topology, available, reusable, request, align_by_socket=align_by_socket,
-                                      max_minimal=COMPACT_HINTS_MAX_MINIMAL)
-        if found is not None:
-            return found
-    elif compact:
+    ``COMPACT_HINTS_ABOVE_NUMA_NODES`` nodes (the list on smaller ones)."""
+    if compact or (compact is None and len(_table(topology).numa_ids) > COMPACT_HINTS_ABOVE_NUMA_NODES):
         hints = cpu_topology_hint_set(topology, available, reusable, request, align_by_socket=align_by_socket)
         assert hints is not None  # no max_minimal given
         return hints
@@ -233,10 +238,10 @@ def cpu_topology_hint_set(topology: CPUTopology, available: CPUSet, reusable: CP
     are more than ``max_minimal`` minimal masks (the search stops there)."""
     table = _table(topology)
     if table.count == 0:
-        return _superset((), 0, frozenset())
+        return SupersetHints.trusted((), 0, frozenset())
     reuse_positions = table.numa_positions_of(reusable.mask)
     if reuse_positions >> table.count:
-        return _superset((), table.universe, frozenset())
+        return SupersetHints.trusted((), table.universe, frozenset())
     weights = table.per_numa(available.mask)
     needed = request - len(reusable)
     minimal = minimal_fits(weights, reuse_positions, needed, most=max_minimal)
@@ -252,19 +257,7 @@ def cpu_topology_hint_set(topology: CPUTopology, available: CPUSet, reusable: CP
         preferred = set(map(table.numa_value, preferred))
     minimal.sort()
     minimal.sort(key=int.bit_count)  # stable: by node count, then value
-    return _superset(tuple(minimal), table.universe, frozenset(preferred))
-
-
-def _superset(minimal: tuple[int, ...], universe: int, preferred: frozenset[int]) -> SupersetHints:
-    """A SupersetHints from values already known to be valid: ``minimal`` an antichain sorted by
-    (node count, value) inside ``universe``, ``preferred`` members. The public constructor
-    re-derives the antichain pairwise, which is quadratic in the thousands of minimal masks a
-    half-machine request has on 16 nodes."""
-    hints = SupersetHints.__new__(SupersetHints)
-    hints.minimal = minimal
-    hints.universe = universe
-    hints.preferred = preferred
-    return hints
+    return SupersetHints.trusted(tuple(minimal), table.universe, frozenset(preferred))
 
 
 def minimal_fits(weights: list[int], required: int, needed: int, *, most: int | None = None,

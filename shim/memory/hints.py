@@ -7,7 +7,8 @@ nodes are all large enough, every combination of a given size passes, and the pr
 those combinations (and of their interned hints) is reused instead of testing each mask.
 
 The first call on a machine builds those lists (65,535 hint objects on 16 nodes); they are built
-in bulk, with C-level loops only, so that call stays a few times the cost of later ones.
+in bulk, with C-level loops only, and :meth:`HintCache.warm` lets the policy build them when it
+starts, so that no admission pays for them.
 """
 
 from __future__ import annotations
@@ -101,6 +102,10 @@ class _Interned(dict[int, TopologyHint]):
         return list(map(self.__getitem__, masks))
 
 
+# Warming builds 2^n − 1 hint objects: worth it up to 16 nodes (65,535), too much beyond.
+WARM_MAX_NODES = 16
+
+
 class HintCache:
     """Combinations of node pools in the kubelet's order and interned hints, kept between calls.
 
@@ -144,6 +149,19 @@ class HintCache:
 
     def hints(self, masks: list[int], preferred: bool) -> list[TopologyHint]:
         return self._interned[preferred].many(masks)
+
+    def warm(self, universe: tuple[int, ...]) -> None:
+        """Build what the first hint call on an unused machine needs: every multi-node
+        combination of ``universe`` with its non-preferred hint list, and the single-node hints
+        both ways (one node is the usual preferred width; other preferred widths are small
+        lists built on demand). Machines above ``WARM_MAX_NODES`` nodes are left alone."""
+        if len(universe) > WARM_MAX_NODES:
+            return
+        singles = [1 << node for node in universe]
+        self.hints(singles, True)
+        self.hints(singles, False)
+        for size in range(2, len(universe) + 1):
+            self.hint_list(universe, size, False, universe)
 
     def hint_list(
         self, pool: tuple[int, ...], size: int, preferred: bool, universe: tuple[int, ...]

@@ -26,7 +26,10 @@ the permutations does not matter. The set is described without listing it:
    set-cover check, usually settled at once because one list holds X itself. The first
    achievable candidate is the answer; nothing else is enumerated.
 
-Hint lists may be explicit or :class:`SupersetHints` (upward-closed, never expanded here).
+Hint lists may be explicit or :class:`SupersetHints` (upward-closed, never expanded here). A
+SupersetHints may carry thousands of minimal masks (a half-machine CPU request on 16 nodes): its
+antichain is used as given whenever its universe lies inside the default affinity, and membership
+and antichain tests go through :mod:`shim.topology_manager.antichain`, never pairwise.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from operator import and_, or_
+from itertools import accumulate
+from operator import and_, not_, or_
 from typing import TypeAlias
 
 from shim.topology_manager.bitmask import Bitmask
@@ -105,10 +109,10 @@ class _Restricted:
 
 
 class _ExplicitRestricted(_Restricted):
-    def __init__(self, masks: set[int], default: int) -> None:
+    def __init__(self, masks: set[int], default: int, or_all: int) -> None:
         self.masks = masks
-        self.and_all = reduce(and_, masks, default)
-        self.or_all = reduce(or_, masks, 0)
+        self.and_all = _and_all(masks, default)
+        self.or_all = or_all
         self.maximal = maximal_masks(masks, self.or_all)
         self.neutral = masks == {default}
 
@@ -122,15 +126,28 @@ class _ExplicitRestricted(_Restricted):
         return (mask for mask in self.masks if mask & value == value)
 
 
+def _and_all(masks: Iterable[int], start: int) -> int:
+    """``start`` ANDed with every mask, stopping at the first empty result (a list that holds
+    two disjoint masks, e.g. two single nodes, gets there within a few masks)."""
+    if next(filter(not_, accumulate(masks, and_, initial=start)), None) is not None:
+        return 0
+    return reduce(and_, masks, start)
+
+
 class _FamilyRestricted(_Restricted):
     # {default & m : m member} is again upward closed: minimal masks default & g, universe
     # default & universe (any x between them is default & (g | x)).
     def __init__(self, family: SupersetHints, default: int) -> None:
         self.universe = family.universe & default
-        self.minimal = minimal_masks(value & default for value in family.minimal)
-        self.and_all = default
-        for value in self.minimal:
-            self.and_all &= value
+        if family.universe & ~default == 0:
+            # Nothing to cut (the usual case: the provider's universe is the machine): the
+            # family's own antichain and its membership test serve as they are.
+            self.family: SupersetHints = family
+            self.minimal = family.minimal
+        else:
+            self.minimal = minimal_masks(value & default for value in family.minimal)
+            self.family = SupersetHints.trusted(self.minimal, self.universe)
+        self.and_all = reduce(and_, self.minimal, default)
         self.or_all = self.universe
         self.neutral = self.minimal == (default,)
 
@@ -138,7 +155,7 @@ class _FamilyRestricted(_Restricted):
         return value & ~self.universe == 0
 
     def contains(self, value: int) -> bool:
-        return value & ~self.universe == 0 and any(small & value == small for small in self.minimal)
+        return self.family.contains(value)
 
     def supersets(self, value: int) -> Iterable[int]:
         return (value | small for small in self.minimal)
@@ -159,27 +176,43 @@ class _View:
 
 
 class _ExplicitView(_View):
-    # Comprehensions and C-level reductions only: an explicit list may hold 2^16 hints.
+    # Comprehensions and C-level reductions only: an explicit list may hold 2^16 hints, e.g. the
+    # memory manager's on an empty 16-node machine. (Comprehensions beat attrgetter maps here.)
     def __init__(self, hints: Sequence[TopologyHint]) -> None:
         self.hints = hints
-        self._raw: list[int | None] | None = None
+        self._values: list[int] | None = None
+        self._has_nil = False
 
-    def raw_values(self) -> list[int | None]:
-        if self._raw is None:
-            self._raw = [None if hint.affinity is None else hint.affinity.value for hint in self.hints]
-        return self._raw
+    def values(self) -> list[int]:
+        """The non-nil mask values (``_has_nil`` then says whether a nil one was skipped)."""
+        if self._values is None:
+            try:
+                self._values = [hint.affinity.value for hint in self.hints]  # type: ignore[union-attr]
+            except AttributeError:  # a nil affinity
+                self._values = [hint.affinity.value for hint in self.hints if hint.affinity is not None]
+                self._has_nil = True
+        return self._values
 
     def preferred(self) -> tuple[set[int], bool]:
         chosen = [hint.affinity for hint in self.hints if hint.preferred]
         values = {affinity.value for affinity in chosen if affinity is not None}
-        return values, len(values) < len(chosen) and None in chosen
+        return values, len(values) < len(chosen) and any(affinity is None for affinity in chosen)
 
     def narrowest_count(self) -> int | None:
-        return min(map(int.bit_count, [value for value in self.raw_values() if value is not None]), default=None)
+        return min(map(int.bit_count, self.values()), default=None)
 
     def restrict(self, default: int) -> _Restricted:
-        masks = {default if value is None else value & default for value in self.raw_values()}
-        return _ExplicitRestricted(masks, default)
+        values = self.values()
+        masks = set(values)
+        # Nodes outside the default affinity are cut; with the usual default (nodes 0..n-1) a
+        # maximum test tells that none are, cheaper than OR-ing every mask.
+        inside = default & (default + 1) == 0 and max(masks, default=0) <= default
+        if not inside:
+            masks = {value & default for value in masks}
+        if self._has_nil:
+            masks.add(default)
+        or_all = default if default in masks else reduce(or_, masks, 0)
+        return _ExplicitRestricted(masks, default, or_all)
 
 
 class _FamilyView(_View):

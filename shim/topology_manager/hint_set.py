@@ -11,41 +11,19 @@ explicit list (in ``IterateBitMasks`` order) that the kubelet would have built, 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from functools import reduce
-from operator import or_
 
+from shim.topology_manager.antichain import SubsetTest, maximal_masks, minimal_masks
 from shim.topology_manager.bitmask import Bitmask, iterate_masks
 from shim.topology_manager.hint import TopologyHint
 
-
-def minimal_masks(values: Iterable[int]) -> tuple[int, ...]:
-    """The inclusion-minimal masks of ``values`` (an antichain), ascending by popcount then value."""
-    kept: list[int] = []
-    for value in sorted(set(values), key=lambda v: (v.bit_count(), v)):
-        if not any(small & value == small for small in kept):
-            kept.append(value)
-    return tuple(kept)
-
-
-def maximal_masks(values: Iterable[int], union: int | None = None) -> tuple[int, ...]:
-    """The inclusion-maximal masks of ``values`` (an antichain), descending by popcount;
-    ``union`` may pass the OR of the values when the caller has it."""
-    distinct = set(values)
-    union = reduce(or_, distinct, 0) if union is None else union
-    if union in distinct:
-        return (union,)  # e.g. a list of every subset that fits holds the whole machine
-    kept: list[int] = []
-    for value in sorted(distinct, key=int.bit_count, reverse=True):
-        if not any(big & value == value for big in kept):
-            kept.append(value)
-    return tuple(kept)
+__all__ = ["SupersetHints", "maximal_masks", "minimal_masks"]
 
 
 class SupersetHints:
     """All masks M with ``g ⊆ M ⊆ universe`` for some minimal mask g; M is preferred iff it is
     one of ``preferred`` (which must be members). No hint has a nil affinity."""
 
-    __slots__ = ("minimal", "preferred", "universe")
+    __slots__ = ("_subset_test", "minimal", "preferred", "universe")
 
     def __init__(self, minimal: Iterable[Bitmask], universe: Bitmask, preferred: Iterable[Bitmask] = ()) -> None:
         values = [mask.value for mask in minimal]
@@ -54,9 +32,22 @@ class SupersetHints:
         self.minimal: tuple[int, ...] = minimal_masks(values)
         self.universe: int = universe.value
         self.preferred: frozenset[int] = frozenset(mask.value for mask in preferred)
+        self._subset_test: SubsetTest | None = None
         for value in self.preferred:
             if not self.contains(value):
                 raise ValueError(f"preferred mask {Bitmask(value)!r} is not a member")
+
+    @classmethod
+    def trusted(cls, minimal: Iterable[int], universe: int, preferred: Iterable[int] = ()) -> SupersetHints:
+        """A set from mask values the caller guarantees, unchecked: ``minimal`` an antichain inside
+        ``universe`` ordered by node count then value, ``preferred`` members only. For builders
+        that produce the minimal masks themselves (thousands of them on 16 nodes)."""
+        hints = cls.__new__(cls)
+        hints.minimal = tuple(minimal)
+        hints.universe = universe
+        hints.preferred = frozenset(preferred)
+        hints._subset_test = None
+        return hints
 
     @classmethod
     def from_min_size(cls, minimal: Iterable[Bitmask], universe: Bitmask, min_affinity_size: int) -> SupersetHints:
@@ -69,11 +60,19 @@ class SupersetHints:
         return not self.minimal
 
     def contains(self, value: int) -> bool:
-        return value & ~self.universe == 0 and any(small & value == small for small in self.minimal)
+        return value & ~self.universe == 0 and self.has_minimal_within(value)
+
+    def has_minimal_within(self, value: int) -> bool:
+        """Whether some minimal mask is a subset of ``value`` (``value`` may leave the universe)."""
+        # getattr: instances built with __new__ and plain attribute assignment lack the slot.
+        test = getattr(self, "_subset_test", None)
+        if test is None:
+            test = self._subset_test = SubsetTest(self.minimal)
+        return test(value)
 
     def narrowest_count(self) -> int | None:
         """Node count of the narrowest member (a minimal mask), None when there is none."""
-        return min((value.bit_count() for value in self.minimal), default=None)
+        return min(map(int.bit_count, self.minimal), default=None)
 
     def expand(self) -> list[TopologyHint]:
         """The explicit list, in the order the kubelet's providers build it."""

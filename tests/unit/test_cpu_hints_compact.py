@@ -144,7 +144,7 @@ def test_auto_threshold() -> None:
     assert isinstance(found["cpu"], list)
 
 
-def test_auto_keeps_the_list_when_the_set_has_too_many_minimal_masks() -> None:
+def test_auto_stays_compact_with_thousands_of_minimal_masks() -> None:
     sixteen = build_topology(2, 8, 2, 2)  # 4 CPUs per node: 32 CPUs need any 8 of 16 nodes
     pod = make_pod("p", [container("c", 32000)])
     auto, forced = StaticPolicy(sixteen), StaticPolicy(sixteen, compact_hints=True)
@@ -153,9 +153,28 @@ def test_auto_keeps_the_list_when_the_set_has_too_many_minimal_masks() -> None:
     found, compact = auto.pod_hints(state, pod), forced.pod_hints(state, pod)
     assert found is not None and compact is not None
     cpu, family = found["cpu"], compact["cpu"]
-    assert isinstance(cpu, list) and isinstance(family, SupersetHints)
-    assert len(family.minimal) == 12870
-    assert cpu == generate_cpu_topology_hints(sixteen, auto.available_cpus(state), CPUSet(), 32)
+    assert isinstance(cpu, SupersetHints) and isinstance(family, SupersetHints)
+    assert len(cpu.minimal) == 12870
+    assert (cpu.minimal, cpu.universe, cpu.preferred) == (family.minimal, family.universe, family.preferred)
+    assert cpu.expand() == generate_cpu_topology_hints(sixteen, auto.available_cpus(state), CPUSet(), 32)
+
+
+def test_many_nodes_never_build_the_subset_order() -> None:
+    """34 nodes: the explicit list (2^34 − 1 masks) is out of reach; the compact form is not."""
+    topo = build_topology(2, 17, 2, 1)  # 2 CPUs per node
+    free = topo.all_cpus
+    hints = cpu_topology_hint_set(topo, free, CPUSet(), 4)
+    assert len(hints.minimal) == 34 * 33 // 2  # any two nodes
+    assert hints.preferred == frozenset(hints.minimal)
+    policy = StaticPolicy(topo)
+    state = CPUState()
+    policy.start(state)
+    found = policy.pod_hints(state, make_pod("p", [container("c", 4000)]))
+    assert found is not None and isinstance(found["cpu"], SupersetHints)
+    assert found["cpu"].minimal == hints.minimal
+    other = [TopologyHint(Bitmask.of(5, 30), True)]
+    assert merge("restricted", [{"cpu": hints}, {"memory": other}], range(34), options={
+        "max-allowable-numa-nodes": "64"}) == (TopologyHint(Bitmask.of(5, 30), True), True)
 
 
 @pytest.mark.parametrize("options", [{}, {"align-by-socket": "true"}])
