@@ -119,8 +119,17 @@ def _bounded(cache: dict[Any, Any]) -> dict[Any, Any]:
     return cache
 
 
-# The node ids of each byte value at each byte position of a 64-bit mask.
-_BYTE_IDS = [[tuple(8 * pos + bit for bit in range(8) if byte >> bit & 1) for byte in range(256)] for pos in range(8)]
+# The node ids of each byte value in the two low bytes of a mask; built on first use (the OCI
+# hook imports this module on every container start and may never convert a mask).
+_BYTE_IDS: list[list[tuple[int, ...]]] = []
+
+
+def _byte_ids() -> list[list[tuple[int, ...]]]:
+    if not _BYTE_IDS:
+        _BYTE_IDS.extend(
+            [tuple(8 * pos + bit for bit in range(8) if byte >> bit & 1) for byte in range(256)] for pos in range(2)
+        )
+    return _BYTE_IDS
 
 
 def _ids(value: int) -> tuple[int, ...]:
@@ -128,7 +137,8 @@ def _ids(value: int) -> tuple[int, ...]:
     ids = _ids_of_value.get(value)
     if ids is None:
         if 0 <= value < 1 << 16:  # up to 16 nodes: two table lookups
-            ids = _BYTE_IDS[0][value & 0xFF] + _BYTE_IDS[1][value >> 8]
+            table = _BYTE_IDS or _byte_ids()
+            ids = table[0][value & 0xFF] + table[1][value >> 8]
         else:
             ids = tuple(Bitmask(value).bits())
         _bounded(_ids_of_value)[value] = ids
@@ -241,10 +251,7 @@ class SupersetWire(_Wire, frozen=True, kw_only=True):
             raise ValueError("minimal masks must be distinct and ordered by node count, then value")
         if any(value & ~universe for value in minimal):
             raise ValueError("a minimal mask has nodes outside the universe")
-        hints = SupersetHints.__new__(SupersetHints)
-        hints.minimal = tuple(minimal)
-        hints.universe = universe
-        hints.preferred = frozenset(_value(ids) for ids in self.preferred)
+        hints = SupersetHints.trusted(minimal, universe, (_value(ids) for ids in self.preferred))
         known = set(minimal)
         for value in hints.preferred:
             if value not in known and not hints.contains(value):
@@ -663,9 +670,25 @@ MESSAGE_TYPES: tuple[type[MessageBase], ...] = Message.__args__
 """Every member of :data:`Message`, in declaration order."""
 
 _json_encoder = msgspec.json.Encoder()
-_json_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(Message)
 _msgpack_encoder = msgspec.msgpack.Encoder()
-_msgpack_decoder: msgspec.msgpack.Decoder[Message] = msgspec.msgpack.Decoder(Message)
+# The decoders are built on first use: building one resolves the annotations of every message
+# class (milliseconds), which the OCI hook, importing this module on every container start,
+# never needs.
+_decoders: dict[str, Any] = {}
+
+
+def _json_decoder() -> msgspec.json.Decoder[Message]:
+    decoder: msgspec.json.Decoder[Message] | None = _decoders.get("json")
+    if decoder is None:
+        decoder = _decoders["json"] = msgspec.json.Decoder(Message)
+    return decoder
+
+
+def _msgpack_decoder() -> msgspec.msgpack.Decoder[Message]:
+    decoder: msgspec.msgpack.Decoder[Message] | None = _decoders.get("msgpack")
+    if decoder is None:
+        decoder = _decoders["msgpack"] = msgspec.msgpack.Decoder(Message)
+    return decoder
 
 
 def encode_json(message: Message) -> bytes:
@@ -674,7 +697,7 @@ def encode_json(message: Message) -> bytes:
 
 def decode_json(data: bytes | str) -> Message:
     """Decode one message; raises ``msgspec.ValidationError`` / ``DecodeError`` with the path."""
-    return _json_decoder.decode(data)
+    return _json_decoder().decode(data)
 
 
 def encode_msgpack(message: Message) -> bytes:
@@ -682,7 +705,7 @@ def encode_msgpack(message: Message) -> bytes:
 
 
 def decode_msgpack(data: bytes) -> Message:
-    return _msgpack_decoder.decode(data)
+    return _msgpack_decoder().decode(data)
 
 
 def message_type(message: MessageBase) -> str:

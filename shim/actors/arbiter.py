@@ -18,7 +18,8 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
+import msgspec
 
 from shim.actors.base import EXTERNAL, Envelope
 from shim.cpu.isolation import container_cpu_quota
@@ -60,23 +61,23 @@ NAME = "arbiter"
 CGROUP_WRITER = "cgroups"
 
 
-@dataclass
-class _Admission:
+# These are msgspec Structs rather than dataclasses: the OCI hook imports this module on every
+# container start, and creating a dataclass costs about a millisecond (a Struct, microseconds).
+class _Admission(msgspec.Struct, weakref=True):
     """The pod being admitted and how far it got."""
 
     pod: Pod
-    pending: deque[Container] = field(default_factory=deque)  # container scope: still to do
+    pending: deque[Container] = msgspec.field(default_factory=deque)  # container scope: still to do
     current: Container | None = None  # the container of the hint round (container scope)
-    answers: dict[str, Hints] = field(default_factory=dict)
+    answers: dict[str, Hints] = msgspec.field(default_factory=dict)
     hint: TopologyHint | None = None
-    steps: deque[tuple[str, str | None]] = field(default_factory=deque)  # (provider, container)
-    allocated: list[str] = field(default_factory=list)  # providers that hold something
-    placements: dict[str, dict[str, ContainerPlacement]] = field(default_factory=dict)
+    steps: deque[tuple[str, str | None]] = msgspec.field(default_factory=deque)  # (provider, container)
+    allocated: list[str] = msgspec.field(default_factory=list)  # providers that hold something
+    placements: dict[str, dict[str, ContainerPlacement]] = msgspec.field(default_factory=dict)
     pod_assignment: PodAssignment | None = None
 
 
-@dataclass(frozen=True)
-class NodeDefaults:
+class NodeDefaults(msgspec.Struct, frozen=True, weakref=True):
     """What a container gets when no provider decides for it: all allowed CPUs and nodes."""
 
     cpus: str

@@ -13,20 +13,24 @@ import errno
 import importlib
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
+
+from shim.cgroups.values import FrozenRecord
 
 # Threads cloned while the task list is read inherit the creator's old mask, so the list is
 # re-read until a pass finds no new thread (bounded; the C helper uses the same limit).
 MAX_PASSES = 8
 
 
-@dataclass(frozen=True, slots=True)
-class AffinityResult:
+class AffinityResult(FrozenRecord):
     """Outcome of setting the CPU affinity of every thread of one process."""
 
+    __slots__ = ("threads", "errno")  # noqa: RUF023 (field order: repr, eq, hash)
     threads: int
     errno: int
+
+    def __init__(self, threads: int, errno: int) -> None:
+        self._init(threads, errno)
 
     @property
     def ok(self) -> bool:

@@ -13,9 +13,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Literal
+
+from shim.cgroups.values import FrozenRecord
 
 CgroupVersion = Literal["v1", "v2"]
 Driver = Literal["cgroupfs", "systemd"]
@@ -27,7 +28,7 @@ QOSClass = Literal["Guaranteed", "Burstable", "BestEffort"]
 CRUN_SUBGROUP_ANNOTATION = "run.oci.systemd.subgroup"
 CRUN_DEFAULT_SUBGROUP_V2 = "container"
 
-_OCTAL_ESCAPE = re.compile(r"\\([0-7]{3})")
+_OCTAL_ESCAPE = r"\\([0-7]{3})"  # compiled on first use (re caches it): mountinfo rarely escapes
 
 
 class CgroupPathError(ValueError):
@@ -38,10 +39,10 @@ class CgroupPathError(ValueError):
 # mounts
 
 
-@dataclass(frozen=True, slots=True)
-class CgroupMount:
+class CgroupMount(FrozenRecord):
     """One cgroup filesystem mount: v1 (a controller hierarchy) or v2 (the unified one)."""
 
+    __slots__ = ("version", "mountpoint", "root", "controllers")  # noqa: RUF023 (field order: repr, eq, hash)
     version: CgroupVersion
     mountpoint: Path
     # The hierarchy directory shown at the mountpoint ("/" unless a cgroup namespace or bind
@@ -51,13 +52,19 @@ class CgroupMount:
     # None when it could not be read.
     controllers: frozenset[str] | None
 
+    def __init__(self, version: CgroupVersion, mountpoint: Path, root: str, controllers: frozenset[str] | None) -> None:
+        self._init(version, mountpoint, root, controllers)
 
-@dataclass(frozen=True, slots=True)
-class CgroupMounts:
+
+class CgroupMounts(FrozenRecord):
     """The cgroup mounts of a machine (or fake tree) and which one serves each controller."""
 
+    __slots__ = ("v1", "unified")  # noqa: RUF023 (field order: repr, eq, hash)
     v1: tuple[CgroupMount, ...]
     unified: CgroupMount | None
+
+    def __init__(self, v1: tuple[CgroupMount, ...], unified: CgroupMount | None) -> None:
+        self._init(v1, unified)
 
     @property
     def mode(self) -> Literal["v1", "v2", "hybrid", "none"]:
@@ -79,7 +86,9 @@ class CgroupMounts:
 
 
 def _unescape(field: str) -> str:
-    return _OCTAL_ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
+    if "\\" not in field:
+        return field
+    return re.sub(_OCTAL_ESCAPE, lambda m: chr(int(m.group(1), 8)), field)
 
 
 def _rebase(root: Path, absolute: str) -> Path:
@@ -170,14 +179,17 @@ def _strip_mount_root(path: str, mount: CgroupMount) -> str:
 # locations
 
 
-@dataclass(frozen=True, slots=True)
-class ControllerPath:
+class ControllerPath(FrozenRecord):
     """A container's directory in one controller's hierarchy, confined under the mount."""
 
+    __slots__ = ("controller", "version", "mount", "path")  # noqa: RUF023 (field order: repr, eq, hash)
     controller: str
     version: CgroupVersion
     mount: Path
     path: Path
+
+    def __init__(self, controller: str, version: CgroupVersion, mount: Path, path: Path) -> None:
+        self._init(controller, version, mount, path)
 
     @property
     def relative(self) -> PurePosixPath:
@@ -189,12 +201,15 @@ class ControllerPath:
         return [self.mount.joinpath(*self.relative.parts[1:i]) for i in range(2, len(self.relative.parts))]
 
 
-@dataclass(frozen=True, slots=True)
-class CgroupLocation:
+class CgroupLocation(FrozenRecord):
     """A container's cgroup: the cpuset directory and the directory of the CPU quota files."""
 
+    __slots__ = ("cpuset", "cpu")  # noqa: RUF023 (field order: repr, eq, hash)
     cpuset: ControllerPath
     cpu: ControllerPath
+
+    def __init__(self, cpuset: ControllerPath, cpu: ControllerPath) -> None:
+        self._init(cpuset, cpu)
 
     @classmethod
     def v1(cls, cpuset_mount: Path | str, cpu_mount: Path | str, relative: str) -> CgroupLocation:
@@ -230,12 +245,15 @@ def _controller_path(mounts: CgroupMounts, controller: str, hierarchy_path: str)
 # /proc/<pid>/cgroup
 
 
-@dataclass(frozen=True, slots=True)
-class ProcCgroup:
+class ProcCgroup(FrozenRecord):
     """Parsed /proc/<pid>/cgroup: v1 controller → path, and the v2 (``0::``) path if present."""
 
+    __slots__ = ("v1", "unified")  # noqa: RUF023 (field order: repr, eq, hash)
     v1: Mapping[str, str]
     unified: str | None
+
+    def __init__(self, v1: Mapping[str, str], unified: str | None) -> None:
+        self._init(v1, unified)
 
 
 def parse_proc_cgroup(text: str) -> ProcCgroup:

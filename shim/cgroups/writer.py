@@ -24,20 +24,23 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
+
+import msgspec
 
 from shim.cgroups.native import AffinityResult, NativeOps, load
 from shim.cgroups.paths import CgroupLocation, CgroupPathError, confine
 from shim.cpuset import CPUSet
 
+# The records below are frozen msgspec Structs, not dataclasses: the OCI hook imports this module
+# on every container start, and a dataclass costs about a millisecond to create.
+
 MIN_QUOTA_US = 1000  # the kubelet's MinQuotaPeriod: smaller quotas are raised to it
 DEFAULT_PERIOD_US = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class CpuLimit:
+class CpuLimit(msgspec.Struct, frozen=True):
     """A CFS limit in millicores over a period, converted like the kubelet's MilliCPUToQuota."""
 
     millicores: int
@@ -57,8 +60,7 @@ Quota = Literal["unlimited"] | CpuLimit | None
 """``"unlimited"`` removes the CFS limit, a CpuLimit sets one, None leaves the files alone."""
 
 
-@dataclass(frozen=True, slots=True)
-class CpusetLevel:
+class CpusetLevel(msgspec.Struct, frozen=True):
     """An ancestor cgroup (e.g. the pod's) moved together with the container; None = leave."""
 
     path: Path
@@ -66,8 +68,7 @@ class CpusetLevel:
     mems: tuple[int, ...] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyTarget:
+class ApplyTarget(msgspec.Struct, frozen=True):
     """What to make true for one container; every field but ``location`` is optional."""
 
     location: CgroupLocation
@@ -101,16 +102,14 @@ class ApplyTarget:
         return self.affinity if self.affinity is not None else self.cpus
 
 
-@dataclass(frozen=True, slots=True)
-class FileWrite:
+class FileWrite(msgspec.Struct, frozen=True):
     """One value written to one cgroup file."""
 
     path: str
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyResult:
+class ApplyResult(msgspec.Struct, frozen=True):
     """Outcome of ``apply``; on failure ``errno`` (0 if no syscall failed) and ``path`` say where."""
 
     ok: bool
@@ -133,8 +132,7 @@ class CgroupBackend(Protocol):
 # pure planning
 
 
-@dataclass(frozen=True, slots=True)
-class LevelState:
+class LevelState(msgspec.Struct, frozen=True):
     """A cgroup of the chain: what it holds now and what was asked (None = not asked)."""
 
     path: str
@@ -143,8 +141,8 @@ class LevelState:
     want_cpus: CPUSet | None
     want_mems: CPUSet | None
     # v2 only: the granted sets (the request may be empty = inherit).
-    effective_cpus: CPUSet = field(default_factory=CPUSet)
-    effective_mems: CPUSet = field(default_factory=CPUSet)
+    effective_cpus: CPUSet = msgspec.field(default_factory=CPUSet)
+    effective_mems: CPUSet = msgspec.field(default_factory=CPUSet)
 
 
 class PlanError(Exception):

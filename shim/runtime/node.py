@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from shim.actors.arbiter import CGROUP_WRITER, ArbiterActor, NodeDefaults
 from shim.actors.arbiter import NAME as ARBITER
@@ -35,8 +36,11 @@ from shim.messages import (
 )
 from shim.pod import Pod
 from shim.runtime.bus import Bus, Tap
-from shim.runtime.recorder import TraceHeader
 from shim.topology.model import Topology
+
+if TYPE_CHECKING:
+    # Only trace_header() needs the recorder at run time: the hook never records.
+    from shim.runtime.recorder import TraceHeader
 
 CPU = "cpu"
 MEMORY = "memory"
@@ -50,8 +54,9 @@ class NodeStartError(RuntimeError):
     corrupt or does not match the machine (the kubelet's start-up errors, naming the file)."""
 
 
-@dataclass
-class NodeActors:
+# A msgspec Struct rather than a dataclass: the OCI hook imports this module on every container
+# start, and creating a dataclass costs about a millisecond (a Struct, microseconds).
+class NodeActors(msgspec.Struct, weakref=True):
     """The actors of one node and the managers inside the two providers."""
 
     arbiter: ArbiterActor
@@ -243,6 +248,8 @@ class Node:
 def trace_header(config: Config, topology: Topology, store: CheckpointStore) -> TraceHeader:
     """A trace header that rebuilds this node exactly: configuration, topology and the state
     files as they are before the first message."""
+    from shim.runtime.recorder import TraceHeader
+
     return TraceHeader(
         config={
             "kubelet": config.to_kubelet_config(),

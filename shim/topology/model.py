@@ -1,19 +1,22 @@
 """The machine as podshim sees it: the kubelet's CPUTopology plus NUMA memory and devices.
 
 Plain immutable values with no I/O; discovery (sysfs.py) and the JSON format (jsonfile.py)
-build them.
+build them. They are frozen msgspec Structs rather than dataclasses because the OCI hook imports
+this module on every container start (a dataclass costs about a millisecond to create, a Struct
+microseconds); a dict-valued field takes part in equality but not in the hash, as it did with
+``field(hash=False)``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import cached_property
+
+import msgspec
 
 from shim.cpuset import CPUSet
 
 
-@dataclass(frozen=True, slots=True)
-class CPUInfo:
+class CPUInfo(msgspec.Struct, frozen=True):
     """One logical CPU's place: the kubelet's cpuset.CPUInfo (core = lowest sibling id)."""
 
     socket: int
@@ -22,8 +25,7 @@ class CPUInfo:
     uncore: int
 
 
-@dataclass(frozen=True)
-class CPUTopology:
+class CPUTopology(msgspec.Struct, frozen=True, dict=True, weakref=True):
     """The kubelet's topology.CPUTopology.
 
     The counters are given explicitly rather than derived from ``details``: the kubelet's own
@@ -35,7 +37,10 @@ class CPUTopology:
     num_sockets: int
     num_numa_nodes: int
     num_uncore_caches: int
-    details: dict[int, CPUInfo] = field(hash=False)
+    details: dict[int, CPUInfo]
+
+    def __hash__(self) -> int:
+        return hash((self.num_cpus, self.num_cores, self.num_sockets, self.num_numa_nodes, self.num_uncore_caches))
 
     @property
     def cpus_per_core(self) -> int:
@@ -66,31 +71,31 @@ class CPUTopology:
         )
 
 
-@dataclass(frozen=True)
-class NUMANode:
+class NUMANode(msgspec.Struct, frozen=True, weakref=True):
     """A NUMA node: its CPUs, memory (bytes), huge pages by size ("2Mi" → total bytes), and its
     row of the distance matrix, ordered like ``Topology.numa``."""
 
     id: int
     cpus: CPUSet
     memory: int
-    hugepages: dict[str, int] = field(default_factory=dict, hash=False)
+    hugepages: dict[str, int] = msgspec.field(default_factory=dict)
     distances: tuple[int, ...] = ()
 
+    def __hash__(self) -> int:
+        return hash((self.id, self.cpus, self.memory, self.distances))
 
-@dataclass(frozen=True)
-class Device:
+
+class Device(msgspec.Struct, frozen=True, weakref=True):
     """A PCI device or network interface and the NUMA node it is attached to (None: unknown)."""
 
     name: str
     kind: str  # "pci" | "net"
     numa: int | None
-    local_cpus: CPUSet = field(default_factory=CPUSet)
+    local_cpus: CPUSet = msgspec.field(default_factory=CPUSet)
     pci_class: str | None = None
 
 
-@dataclass(frozen=True)
-class Topology:
+class Topology(msgspec.Struct, frozen=True, weakref=True):
     """Everything podshim knows about the machine.
 
     ``numa`` is sorted by node id and includes CPU-less nodes. ``allowed_cpus``/``allowed_mems``
@@ -102,7 +107,10 @@ class Topology:
     allowed_cpus: CPUSet
     allowed_mems: CPUSet
     devices: tuple[Device, ...] = ()
-    uncore_groups: dict[int, CPUSet] = field(default_factory=dict, hash=False)
+    uncore_groups: dict[int, CPUSet] = msgspec.field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash((self.cpu, self.numa, self.allowed_cpus, self.allowed_mems, self.devices))
 
     @property
     def numa_ids(self) -> list[int]:

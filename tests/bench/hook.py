@@ -16,7 +16,10 @@ round trip ≤ 2× that bare start-up.
   in the scratch cgroup, as runc's createRuntime state does.
 * "no site" rows run the same command with ``python -S`` and PYTHONPATH set to the repository
   and the venv's site-packages: what an installation without the editable-install finder
-  (whose .pth hook imports pathlib and friends in every interpreter of this venv) costs.
+  (whose .pth hook imports pathlib and friends in every interpreter of this venv) costs. (This
+  venv also holds typing_extensions, for mypy: msgspec then imports it, a few milliseconds that an
+  installation of the runtime dependencies alone does not pay; the ``inspect`` it pulls in is
+  imported by ``dataclasses`` anyway while dataclasses remain on the hook's path.)
 
 The managed rows need root (a scratch cgroup ``/podshim-bench-<pid>/ctr`` is created in the
 cpuset and cpu hierarchies and removed after); without root only unmanaged rows are measured.
@@ -126,9 +129,9 @@ class Bench:
     def hook(self, *options: str, no_site: bool = False) -> list[str]:
         return [self.python, *(["-S"] if no_site else []), "-m", "shim", "hook", *options]
 
-    def embedded(self) -> list[str]:
+    def embedded(self, *, no_site: bool = False) -> list[str]:
         return self.hook("--config", str(self.base / "kubelet.json"), "--state-dir", str(self.state),
-                         "--pod-dir", str(self.base / "pods"), "--sysfs-root", "/")
+                         "--pod-dir", str(self.base / "pods"), "--sysfs-root", "/", no_site=no_site)
 
     def bundle(self, name: str, annotations: dict[str, str], cgroups_path: str, pid: int | None = None) -> bytes:
         directory = self.base / name
@@ -249,6 +252,10 @@ def hook_rows(runs: int) -> list[Row]:
             warm = bench.pair(create, stop, managed, env)
             rows.append(("hook createRuntime, embedded, warm cache", warm[0]))
             rows.append(("hook poststop, embedded, warm cache", warm[1]))
+            no_site = bench.embedded(no_site=True)
+            warm = bench.pair([*no_site, "createRuntime"], [*no_site, "poststop"], managed, bench.env_no_site)
+            rows.append(("hook createRuntime, embedded, warm, no site", warm[0]))
+            rows.append(("hook poststop, embedded, warm, no site", warm[1]))
             with bench.daemon() as socket_path:
                 action = client.hook_event(socket_path, "createRuntime", state=json.loads(managed),
                                            pod_uid="uid-bench", container="main", cgroup=cgroup, pid=pid)
