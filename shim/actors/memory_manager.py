@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from shim.actors.provider import ProviderHints
+from shim.actors.provider import PolicyManager
 from shim.memory import checkpoint
 from shim.memory.state import MemoryState
 from shim.memory.static import StaticPolicy
 from shim.messages import ContainerPlacement, MemoryAssignment, PodAssignment
 from shim.pod import MEMORY, Pod
-from shim.topology_manager.hint import TopologyHint
 
 NAME = "memory"
 CHECKPOINT = "memory_manager_state"
 
 
-class MemoryManager:
+class MemoryManager(PolicyManager[MemoryState]):
     """The memory policy and its state. ``policy`` None is the kubelet's ``None`` policy: no
     hints, every container may use ``allowed_mems``."""
 
@@ -23,8 +22,8 @@ class MemoryManager:
     def __init__(
         self, policy: StaticPolicy | None, state: MemoryState, *, allowed_mems: list[int], pod_level_gate: bool
     ) -> None:
-        self.policy = policy
-        self.state = state
+        super().__init__(policy, state)
+        self.static_policy = policy
         self.allowed_mems = allowed_mems
         self.pod_level_gate = pod_level_gate
 
@@ -32,32 +31,12 @@ class MemoryManager:
     def policy_name(self) -> str:
         return "None" if self.policy is None else self.policy.name
 
-    def hints(self, pod: Pod, container: str | None) -> ProviderHints:
-        if self.policy is None:
-            return None
-        if container is None:
-            return self.policy.pod_hints(self.state, pod)
-        return self.policy.hints(self.state, pod, container)
-
-    def allocate(self, pod: Pod, container: str | None, hint: TopologyHint | None) -> None:
-        if self.policy is None:
-            return
-        before = self.state.copy()
-        try:
-            if container is None:
-                self.policy.allocate_pod(self.state, pod, hint)
-            else:
-                self.policy.allocate(self.state, pod, container, hint)
-        except BaseException:
-            self.state = before
-            raise
-
     def placements(self, pod: Pod, container: str | None) -> list[ContainerPlacement]:
         chosen = list(pod.all_containers()) if container is None else [pod.container(container)]
-        if self.policy is None:
+        if self.static_policy is None:
             return [ContainerPlacement(container=c.name, mems=tuple(self.allowed_mems)) for c in chosen]
         return [
-            ContainerPlacement(container=c.name, mems=tuple(self.policy.mems_for(self.state, pod, c.name)))
+            ContainerPlacement(container=c.name, mems=tuple(self.static_policy.mems_for(self.state, pod, c.name)))
             for c in chosen
         ]
 
@@ -70,12 +49,12 @@ class MemoryManager:
         return PodAssignment(memory=MemoryAssignment(numa=tuple(nodes), size=size))
 
     def release(self, pod_uid: str, container: str | None) -> None:
-        if self.policy is None:
+        if self.static_policy is None:
             return
         if container is None:
-            self.policy.remove_pod(self.state, pod_uid)
+            self.static_policy.remove_pod(self.state, pod_uid)
         else:
-            self.policy.remove_container(self.state, pod_uid, container)
+            self.static_policy.remove_container(self.state, pod_uid, container)
 
     def encode_state(self) -> str:
         return checkpoint.encode(self.state, self.policy_name, pod_level_gate=self.pod_level_gate)

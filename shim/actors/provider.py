@@ -12,7 +12,7 @@ the state files without any trace of the pod, and once ``Admitted`` is out they 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from shim.actors.base import Envelope
 from shim.messages import (
@@ -28,7 +28,7 @@ from shim.messages import (
     Release,
     hint_from_wire,
 )
-from shim.pod import Pod
+from shim.pod import Container, Pod
 from shim.topology_manager.hint import TopologyHint
 from shim.topology_manager.hint_set import SupersetHints
 
@@ -59,6 +59,61 @@ class ResourceManager(Protocol):
     def release(self, pod_uid: str, container: str | None) -> None: ...
 
     def encode_state(self) -> str: ...
+
+
+_Self = TypeVar("_Self")
+_PolicyState = TypeVar("_PolicyState", contravariant=True)
+
+
+class StatefulPolicy(Protocol[_PolicyState]):
+    """What the CPU and memory managers' policies have in common (the kubelet's Policy)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def hints(self, state: _PolicyState, pod: Pod, container: Container) -> ProviderHints: ...
+
+    def pod_hints(self, state: _PolicyState, pod: Pod) -> ProviderHints: ...
+
+    def allocate(self, state: _PolicyState, pod: Pod, container: Container, hint: TopologyHint | None) -> None: ...
+
+    def allocate_pod(self, state: _PolicyState, pod: Pod, hint: TopologyHint | None) -> None: ...
+
+
+class _Copyable(Protocol):
+    def copy(self: _Self) -> _Self: ...
+
+
+_State = TypeVar("_State", bound=_Copyable)
+
+
+class PolicyManager(Generic[_State]):
+    """A policy and the state it owns; ``policy`` None is the manager's ``none`` policy (no
+    hints, nothing allocated). Allocation is all or nothing: on error the state is put back."""
+
+    def __init__(self, policy: StatefulPolicy[_State] | None, state: _State) -> None:
+        self.policy = policy
+        self.state = state
+
+    def hints(self, pod: Pod, container: str | None) -> ProviderHints:
+        if self.policy is None:
+            return None
+        if container is None:
+            return self.policy.pod_hints(self.state, pod)
+        return self.policy.hints(self.state, pod, pod.container(container))
+
+    def allocate(self, pod: Pod, container: str | None, hint: TopologyHint | None) -> None:
+        if self.policy is None:
+            return
+        before = self.state.copy()
+        try:
+            if container is None:
+                self.policy.allocate_pod(self.state, pod, hint)
+            else:
+                self.policy.allocate(self.state, pod, pod.container(container), hint)
+        except BaseException:
+            self.state = before
+            raise
 
 
 class CheckpointSink(Protocol):
