@@ -49,6 +49,21 @@ topologyManagerScope: pod
 """
 
 
+def pod_manifest(
+    name: str, uid: str, containers: list[dict[str, Any]], resources: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """A v1 Pod mapping with the given containers and optional pod-level resources."""
+    spec: dict[str, Any] = {"containers": containers}
+    if resources is not None:
+        spec["resources"] = resources
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "uid": uid}, "spec": spec}
+
+
+def container_resources(cpu: str, memory: str, *, limit_cpu: str | None = None) -> dict[str, Any]:
+    """Requests equal to limits, unless ``limit_cpu`` raises the cpu limit (a Burstable container)."""
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": limit_cpu or cpu, "memory": memory}}
+
+
 def root_cpus() -> CPUSet:
     """The CPUs of the root cpuset cgroup (what an unpinned container may use)."""
     mount = paths.detect_mounts("/").for_controller("cpuset")

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from daemon_runc_support import DaemonLab, wait_for
-from hook_runc_support import require_runc_host, root_cpus
+from hook_runc_support import container_resources, pod_manifest, require_runc_host, root_cpus
 
 from shim.cpu import checkpoint as cpu_checkpoint
 from shim.cpuset import CPUSet
@@ -30,19 +29,6 @@ pytestmark = pytest.mark.integration
 
 SETTLE = 15.0
 """Upper bound (seconds) for the daemon to act on its own (reconcile); the usual is < 2."""
-
-
-def _pod(
-    name: str, uid: str, containers: list[dict[str, Any]], resources: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {"containers": containers}
-    if resources is not None:
-        spec["resources"] = resources
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "uid": uid}, "spec": spec}
-
-
-def _res(cpu: str, memory: str, *, limit_cpu: str | None = None) -> dict[str, Any]:
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"cpu": limit_cpu or cpu, "memory": memory}}
 
 
 @pytest.fixture
@@ -62,10 +48,23 @@ def _write_cpus(lab: DaemonLab, container_id: str, cpus: CPUSet) -> None:
 def test_daemon_pins_reconciles_rejects_and_releases(lab: DaemonLab) -> None:
     shared_uid, excl_uid, big_uid = "itd-shared-0001", "itd-excl-0002", "itd-big-0003"
     everything = root_cpus()
-    lab.add_pod(_pod("shared", shared_uid, [{"name": "web", "resources": _res("100m", "50Mi", limit_cpu="200m")}]))
-    lab.add_pod(_pod("excl", excl_uid, [{"name": "main", "resources": _res("1", "50Mi")}], _res("1", "100Mi")))
+    lab.add_pod(
+        pod_manifest(
+            "shared", shared_uid, [{"name": "web", "resources": container_resources("100m", "50Mi", limit_cpu="200m")}]
+        )
+    )
+    lab.add_pod(
+        pod_manifest(
+            "excl",
+            excl_uid,
+            [{"name": "main", "resources": container_resources("1", "50Mi")}],
+            container_resources("1", "100Mi"),
+        )
+    )
     # More CPUs than the node can give exclusively (CPU 0 is reserved): always rejected.
-    lab.add_pod(_pod("big", big_uid, [{"name": "hog", "resources": _res(str(len(everything)), "50Mi")}]))
+    lab.add_pod(
+        pod_manifest("big", big_uid, [{"name": "hog", "resources": container_resources(str(len(everything)), "50Mi")}])
+    )
     lab.start_daemon()
 
     # (a) The pod-level pod's Guaranteed container: one exclusive CPU, never the reserved 0.
@@ -97,8 +96,14 @@ def test_daemon_pins_reconciles_rejects_and_releases(lab: DaemonLab) -> None:
     # cgroup files, so the re-pin proves the config's reconcile period drives the loop.
     _write_cpus(lab, web.id, everything)
     assert wait_for(lambda: lab.cpuset_cpus(web.id) == shared, SETTLE), lab.cpuset_cpus(web.id)
-    repins = wait_for(lambda: [(e["action"], e["why"], e["container"], e["cpus"]) for e in lab.events("reconcile")
-                               if e["pod_uid"] == shared_uid and e.get("why") == "drifted"], SETTLE)
+    repins = wait_for(
+        lambda: [
+            (e["action"], e["why"], e["container"], e["cpus"])
+            for e in lab.events("reconcile")
+            if e["pod_uid"] == shared_uid and e.get("why") == "drifted"
+        ],
+        SETTLE,
+    )
     assert repins == [("reapplied", "drifted", "web", str(shared))], lab.log_text()
 
     # (c) A rejected pod: runc fails the create, the container never prints anything.
@@ -121,6 +126,7 @@ def test_daemon_pins_reconciles_rejects_and_releases(lab: DaemonLab) -> None:
     assert CPUSet.parse(state["defaultCpuSet"]) == everything
     assert wait_for(lambda: lab.cpuset_cpus(web.id) == everything, SETTLE), lab.cpuset_cpus(web.id)
     assert lab.quota(web.id) == "20000"
+
     # (Whether web's processes may use the widened pool too: test_widened_pool_reaches_the_tasks.)
     # The registry is saved just after the cgroup write: poll it too.
     def web_cpus() -> str:
@@ -149,8 +155,19 @@ def test_daemon_pins_reconciles_rejects_and_releases(lab: DaemonLab) -> None:
 def test_widened_pool_reaches_the_tasks(lab: DaemonLab) -> None:
     shared_uid, excl_uid = "itd-shared-0005", "itd-excl-0006"
     everything = root_cpus()
-    lab.add_pod(_pod("shared", shared_uid, [{"name": "web", "resources": _res("100m", "50Mi", limit_cpu="200m")}]))
-    lab.add_pod(_pod("excl", excl_uid, [{"name": "main", "resources": _res("1", "50Mi")}], _res("1", "100Mi")))
+    lab.add_pod(
+        pod_manifest(
+            "shared", shared_uid, [{"name": "web", "resources": container_resources("100m", "50Mi", limit_cpu="200m")}]
+        )
+    )
+    lab.add_pod(
+        pod_manifest(
+            "excl",
+            excl_uid,
+            [{"name": "main", "resources": container_resources("1", "50Mi")}],
+            container_resources("1", "100Mi"),
+        )
+    )
     lab.start_daemon()
     main = lab.run(excl_uid, "main")
     assert main.ready, main.stop() or main.stderr
@@ -167,7 +184,7 @@ def test_widened_pool_reaches_the_tasks(lab: DaemonLab) -> None:
 
 def test_unmanaged_container_runs_and_daemon_down_fails_closed(lab: DaemonLab) -> None:
     uid = "itd-down-0004"
-    lab.add_pod(_pod("down", uid, [{"name": "app", "resources": _res("1", "50Mi")}]))
+    lab.add_pod(pod_manifest("down", uid, [{"name": "app", "resources": container_resources("1", "50Mi")}]))
     lab.start_daemon()
     # A pod uid the daemon has no spec for: skipped, the container runs as runc made it.
     stranger = lab.run("itd-not-in-pod-dir", "c")

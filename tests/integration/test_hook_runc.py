@@ -9,17 +9,12 @@ least 2 CPUs (the config reserves CPU 0).
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from hook_runc_support import BUSYBOX, Lab
-from support import require
+from hook_runc_support import Lab, container_resources, pod_manifest, require_runc_host, root_cpus
 
-from shim.cgroups import paths
 from shim.cpuset import CPUSet
 
 pytestmark = pytest.mark.integration
@@ -27,38 +22,9 @@ pytestmark = pytest.mark.integration
 MI = 1024 * 1024
 
 
-def _pod(
-    name: str, uid: str, containers: list[dict[str, Any]], resources: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    spec: dict[str, Any] = {"containers": containers}
-    if resources is not None:
-        spec["resources"] = resources
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "uid": uid}, "spec": spec}
-
-
-def _res(cpu: str, memory: str, *, limit_cpu: str | None = None) -> dict[str, Any]:
-    limits = {"cpu": limit_cpu or cpu, "memory": memory}
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
-
-
-def _root_cpus() -> CPUSet:
-    mount = paths.detect_mounts("/").for_controller("cpuset")
-    name = "cpuset.cpus" if mount.version == "v1" else "cpuset.cpus.effective"
-    return CPUSet.parse((mount.mountpoint / name).read_text().strip())
-
-
 @pytest.fixture
 def lab(tmp_path: Path) -> Iterator[Lab]:
-    require(os.geteuid() == 0, "needs root (runc, cgroups)")
-    require(shutil.which("runc") is not None, "runc is not installed (apt-get install runc)")
-    require(BUSYBOX.is_file(), "no /bin/busybox (apt-get install busybox-static)")
-    try:
-        mounts = paths.detect_mounts("/")
-        mounts.for_controller("cpuset")
-        mounts.for_controller("cpu")
-    except paths.CgroupPathError as exc:
-        require(False, f"no usable cgroup mounts: {exc}")
-    require({0, 1} <= set(_root_cpus()), "needs CPUs 0 and 1 in the root cpuset")
+    require_runc_host()
     world = Lab(tmp_path)
     try:
         yield world
@@ -68,11 +34,24 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 def test_exclusive_shared_and_rejected_pods(lab: Lab) -> None:
     shared_uid, excl_uid, big_uid = "it-shared-0001", "it-excl-0002", "it-big-0003"
-    everything = _root_cpus()
-    lab.add_pod(_pod("shared", shared_uid, [{"name": "web", "resources": _res("100m", "50Mi", limit_cpu="200m")}]))
-    lab.add_pod(_pod("excl", excl_uid, [{"name": "main", "resources": _res("1", "50Mi")}], _res("1", "100Mi")))
+    everything = root_cpus()
+    lab.add_pod(
+        pod_manifest(
+            "shared", shared_uid, [{"name": "web", "resources": container_resources("100m", "50Mi", limit_cpu="200m")}]
+        )
+    )
+    lab.add_pod(
+        pod_manifest(
+            "excl",
+            excl_uid,
+            [{"name": "main", "resources": container_resources("1", "50Mi")}],
+            container_resources("1", "100Mi"),
+        )
+    )
     # More CPUs than the node can give exclusively (CPU 0 is reserved): always rejected.
-    lab.add_pod(_pod("big", big_uid, [{"name": "hog", "resources": _res(str(len(everything)), "50Mi")}]))
+    lab.add_pod(
+        pod_manifest("big", big_uid, [{"name": "hog", "resources": container_resources(str(len(everything)), "50Mi")}])
+    )
 
     # 1. A Burstable pod on the shared pool: all CPUs (nothing exclusive yet), quota 200m.
     web = lab.run(shared_uid, "web")
@@ -125,7 +104,7 @@ def test_exclusive_shared_and_rejected_pods(lab: Lab) -> None:
 def test_pod_shared_pool_released_with_last_container(lab: Lab) -> None:
     uid = "it-podpool-0004"
     # Pod-level budget of 1 CPU, two containers without requests: both on the pod shared pool.
-    lab.add_pod(_pod("pool", uid, [{"name": "a"}, {"name": "b"}], _res("1", "100Mi")))
+    lab.add_pod(pod_manifest("pool", uid, [{"name": "a"}, {"name": "b"}], container_resources("1", "100Mi")))
     first = lab.run(uid, "a")
     assert first.ready, first.stop() or first.stderr
     second = lab.run(uid, "b")
@@ -141,13 +120,13 @@ def test_pod_shared_pool_released_with_last_container(lab: Lab) -> None:
     assert second.stop() == 0, second.stderr
     state = lab.cpu_state()
     assert uid not in state.get("podEntries", {}) and uid not in state.get("entries", {})
-    assert CPUSet.parse(state["defaultCpuSet"]) == _root_cpus()
+    assert CPUSet.parse(state["defaultCpuSet"]) == root_cpus()
 
 
 def test_unmanaged_container_runs_untouched(lab: Lab) -> None:
     # Annotated with a pod uid podshim has no spec for: the hook must let it run as is.
     stranger = lab.run("not-in-pod-dir", "c")
     assert stranger.ready, stranger.stop() or stranger.stderr
-    assert stranger.cpus() == _root_cpus()
+    assert stranger.cpus() == root_cpus()
     assert stranger.stop() == 0, stranger.stderr
     assert not lab.state_dir.exists()
