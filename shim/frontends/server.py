@@ -374,6 +374,11 @@ class Daemon:
         if applied is None:
             return _skipped(f"pod {pod_uid} is not managed by podshim")
         if isinstance(applied, ApplyFailed):
+            known = self.registry.pods.get(pod_uid)
+            if known is None or container not in known.containers:
+                # The container will not run: give back what its admission took (a re-run of the
+                # hook for a container that already runs keeps its CPUs), as the embedded hook does.
+                await self.remove(pod_uid, container)
             return Error(code=APPLY_FAILED, message=f"{applied.path}: {applied.message} (errno {applied.errno})")
         record = self.registry.pods.get(pod_uid)
         if record is None:

@@ -86,6 +86,10 @@ async def test_apply_failure_is_an_error(world: World) -> None:
             await call(client.admit, [pod("a", {"app": "1"})])
             with pytest.raises(RequestFailed, match=r"apply_failed: .*does not exist \(errno 2\)"):
                 await call(client.hook, create("a", "app", "/kubepods/never-created"))
+            # The container never runs, so its exclusive CPU went back to the shared pool.
+            state = await call(client.state)
+            assert all(entry["uid"] != "a" for entry in state["pods"]), state["pods"]
+            assert state["free"]["shared_cpus"] == "0-7"
 
 
 async def test_shared_container_follows_the_pool(world: World) -> None:
