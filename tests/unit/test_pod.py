@@ -135,3 +135,12 @@ def test_load_pods_reports_yaml_errors_in_one_line() -> None:
         load_pods("kind: Pod\nmetadata: {name: x\n", source="bad.yaml")
     assert str(err.value).startswith("bad.yaml: invalid YAML at line")
     assert "\n" not in str(err.value)
+
+
+def test_ephemeral_containers_are_not_allocated_for() -> None:
+    manifest = pod([{"name": "a", "resources": guaranteed("1")}])
+    manifest["spec"]["ephemeralContainers"] = [{"name": "debug", "resources": guaranteed("2")}]
+    p = Pod.from_dict(manifest)
+    assert [c.name for c in p.all_containers()] == ["a"]
+    with pytest.raises(KeyError):
+        p.container("debug")
