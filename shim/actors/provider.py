@@ -29,10 +29,9 @@ from shim.messages import (
     hint_from_wire,
 )
 from shim.pod import Container, Pod
+from shim.topology_manager.admission import AdmitResult
 from shim.topology_manager.hint import TopologyHint
 from shim.topology_manager.hint_set import SupersetHints
-
-UNEXPECTED = "UnexpectedAdmissionError"
 
 # Per resource: None = no preference, else the hints, explicit or as a SupersetHints (kept
 # compact on the wire too).
@@ -42,8 +41,9 @@ ProviderHints = Mapping[str, Sequence[TopologyHint] | SupersetHints | None] | No
 class ResourceManager(Protocol):
     """A policy and the state it owns, as a provider actor drives it.
 
-    ``allocate`` must leave the state unchanged when it raises; ``encode_state`` gives the
-    checkpoint text (kubelet format) of the current state.
+    ``begin`` keeps the state as it is before a pod's first allocation, ``commit`` forgets it
+    and ``rollback`` restores it (the actor calls them, so ``allocate`` may leave a partial
+    change behind when it raises); ``encode_state`` gives the checkpoint text (kubelet format).
     """
 
     checkpoint_name: str
@@ -57,6 +57,12 @@ class ResourceManager(Protocol):
     def pod_assignment(self, pod: Pod) -> PodAssignment | None: ...
 
     def release(self, pod_uid: str, container: str | None) -> None: ...
+
+    def begin(self, pod_uid: str) -> bool: ...
+
+    def commit(self, pod_uid: str) -> None: ...
+
+    def rollback(self, pod_uid: str) -> bool: ...
 
     def encode_state(self) -> str: ...
 
@@ -89,11 +95,34 @@ _State = TypeVar("_State", bound=_Copyable)
 
 class PolicyManager(Generic[_State]):
     """A policy and the state it owns; ``policy`` None is the manager's ``none`` policy (no
-    hints, nothing allocated). Allocation is all or nothing: on error the state is put back."""
+    hints, nothing allocated). A pod's admission is all or nothing through begin/rollback."""
 
     def __init__(self, policy: StatefulPolicy[_State] | None, state: _State) -> None:
         self.policy = policy
         self.state = state
+        self._before: dict[str, _State] = {}
+
+    # An admission is all or nothing across providers: until the arbiter commits a pod, the
+    # state as it was before the pod's first allocation is kept, and a rollback restores it
+    # exactly. Releasing block by block would not: the memory manager spreads a multi-NUMA
+    # release over the nodes differently from the allocation it undoes.
+    def begin(self, pod_uid: str) -> bool:
+        """Remember the state before the pod's first allocation; True if this call did."""
+        if pod_uid in self._before:
+            return False
+        self._before[pod_uid] = self.state.copy()
+        return True
+
+    def commit(self, pod_uid: str) -> None:
+        self._before.pop(pod_uid, None)
+
+    def rollback(self, pod_uid: str) -> bool:
+        """Put back the state from before the pod's uncommitted admission; False if none."""
+        before = self._before.pop(pod_uid, None)
+        if before is None:
+            return False
+        self.state = before
+        return True
 
     def hints(self, pod: Pod, container: str | None) -> ProviderHints:
         if self.policy is None:
@@ -105,28 +134,14 @@ class PolicyManager(Generic[_State]):
     def allocate(self, pod: Pod, container: str | None, hint: TopologyHint | None) -> None:
         if self.policy is None:
             return
-        before = self.state.copy()
-        try:
-            if container is None:
-                self.policy.allocate_pod(self.state, pod, hint)
-            else:
-                self.policy.allocate(self.state, pod, pod.container(container), hint)
-        except BaseException:
-            self.state = before
-            raise
+        if container is None:
+            self.policy.allocate_pod(self.state, pod, hint)
+        else:
+            self.policy.allocate(self.state, pod, pod.container(container), hint)
 
 
 class CheckpointSink(Protocol):
     def save(self, name: str, text: str) -> None: ...
-
-
-def rejection_of(error: BaseException) -> tuple[str, str]:
-    """The kubelet's admission reason and message for an allocation error: typed errors keep
-    theirs, anything else is "unexpected" (admission.GetPodAdmitResult)."""
-    reason = getattr(error, "admission_reason", None) or getattr(error, "reason", None)
-    if isinstance(reason, str) and reason and reason != UNEXPECTED:
-        return reason, str(error)
-    return UNEXPECTED, f"Allocate failed due to {error}, which is unexpected"
 
 
 class ProviderActor:
@@ -165,10 +180,12 @@ class ProviderActor:
         elif isinstance(message, AllocateRequest):
             reply = self._allocate(message)
         elif isinstance(message, Commit):
+            self.manager.commit(message.pod_uid)
             self.persist()
             return []
         elif isinstance(message, Release):
-            self.manager.release(message.pod_uid, message.container)
+            if message.container is not None or not self.manager.rollback(message.pod_uid):
+                self.manager.release(message.pod_uid, message.container)
             self.persist()
             return []
         else:
@@ -177,12 +194,22 @@ class ProviderActor:
 
     def _allocate(self, request: AllocateRequest) -> Message:
         pod = request.pod
+        first = self.manager.begin(pod.uid)
         try:
             self.manager.allocate(pod, request.container, hint_from_wire(request.hint))
         except Exception as error:  # every allocation error rejects the pod, as in the kubelet
-            reason, text = rejection_of(error)
+            if first:
+                # Nothing of the pod was held here before this request, so the arbiter will not
+                # send this provider a Release: put the state back now. Otherwise the arbiter's
+                # Release(pod) rolls back everything the pod took here, this request included.
+                self.manager.rollback(pod.uid)
+            rejection = AdmitResult.from_error(error)
             return AllocationFailed(
-                provider=self.name, pod_uid=pod.uid, container=request.container, reason=reason, message=text
+                provider=self.name,
+                pod_uid=pod.uid,
+                container=request.container,
+                reason=rejection.reason,
+                message=rejection.message,
             )
         # Not persisted yet: the arbiter's Commit writes the whole decision at once.
         return Allocated(

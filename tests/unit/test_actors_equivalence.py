@@ -189,3 +189,15 @@ def test_kep_examples_every_policy_and_scope() -> None:
 @given(policy=st.sampled_from(POLICIES), scope=st.sampled_from(SCOPES), plan=steps)
 def test_random_pods(policy: str, scope: str, plan: list[tuple[dict[str, Any], bool]]) -> None:
     check_equivalent(policy, scope, plan)
+
+
+def test_rejected_pod_leaves_every_numa_node_as_it_was() -> None:
+    # Found by hypothesis: the second container's CPUs do not fit after the first one took a
+    # memory block spanning both nodes; undoing that block node by node would leave the same
+    # total free but a different split over the nodes. A rollback restores the exact state.
+    plan: list[tuple[dict[str, Any], bool]] = [
+        ({"containers": [("app", None)], "budget": 9}, False),
+        ({"containers": [("app", None)], "budget": 4}, False),
+        ({"containers": [("app", "1"), ("app", "2")], "budget": None}, False),
+    ]
+    check_equivalent("best-effort", "pod", plan)
