@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from shim.cpuset import CPUSet, CPUSetParseError
 from shim.quantity import QuantityError, milli_value, value
@@ -49,23 +50,29 @@ class ConfigError(ValueError):
     """An invalid configuration; ``str`` is one line naming the file, the field and the value."""
 
 
-@dataclass(frozen=True)
-class Config:
-    """A validated configuration. Quantities are integers (cpu in millicores, bytes otherwise)."""
+def _default_gates() -> dict[str, bool]:
+    return dict(DEFAULT_FEATURE_GATES)
+
+
+# A msgspec Struct rather than a dataclass: the OCI hook builds one on every container start,
+# and the dataclasses module (with the inspect module it loads) costs more than the hook's work.
+class Config(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated configuration. Quantities are integers (cpu in millicores, bytes otherwise).
+    ``msgspec.structs.replace(config, field=value)`` makes a changed copy."""
 
     cpu_manager_policy: str = "static"
-    cpu_manager_policy_options: dict[str, str] = field(default_factory=dict)
+    cpu_manager_policy_options: dict[str, str] = msgspec.field(default_factory=dict)
     cpu_manager_reconcile_period: float = 10.0
     reserved_system_cpus: CPUSet | None = None
-    kube_reserved: dict[str, int] = field(default_factory=dict)
-    system_reserved: dict[str, int] = field(default_factory=dict)
+    kube_reserved: dict[str, int] = msgspec.field(default_factory=dict)
+    system_reserved: dict[str, int] = msgspec.field(default_factory=dict)
     eviction_memory: int = 100 * 2**20
     memory_manager_policy: str = "Static"
-    reserved_memory: dict[int, dict[str, int]] = field(default_factory=dict)
+    reserved_memory: dict[int, dict[str, int]] = msgspec.field(default_factory=dict)
     topology_manager_policy: str = "best-effort"
     topology_manager_scope: str = "pod"
-    topology_manager_policy_options: dict[str, str] = field(default_factory=dict)
-    feature_gates: dict[str, bool] = field(default_factory=lambda: dict(DEFAULT_FEATURE_GATES))
+    topology_manager_policy_options: dict[str, str] = msgspec.field(default_factory=dict)
+    feature_gates: dict[str, bool] = msgspec.field(default_factory=_default_gates)
     cgroup_driver: str = "cgroupfs"
     cgroup_root: str = "/"
     source: str = "(defaults)"

@@ -9,31 +9,29 @@ naming the file, field and value), 3 runtime failure.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
-# Neither typing nor dataclasses at run time: ``podshim hook`` imports this module on every
-# container start (mypy treats a name TYPE_CHECKING as true).
+from shim.frontends.errors import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    RuntimeFailure,
+    UsageError,
+    fail,
+    guarded,
+)
+
+# Neither typing, dataclasses nor argparse at import time: ``podshim hook`` comes through here
+# on every container start (mypy treats a name TYPE_CHECKING as true).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-    from typing import Any, NoReturn, TextIO
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any, NoReturn
 
     from shim.topology.model import Topology
     from shim.topology.sysfs import Discovery
-
-EXIT_OK = 0
-EXIT_REJECTED = 1
-EXIT_USAGE = 2
-EXIT_FAILURE = 3
-
-
-class UsageError(Exception):
-    """Bad usage or input; ``main`` prints the one-line message and exits 2."""
-
-
-class RuntimeFailure(Exception):
-    """The command could not do its work (not the user's input); ``main`` exits 3."""
 
 
 class Command:
@@ -74,7 +72,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("replay", "re-run a recorded trace (--check: fail on any difference)", "shim.frontends.replay_cmd"),
     Command("serve", "run the node daemon: admissions on a Unix socket, metrics, pod dir", "shim.frontends.server"),
     Command("hook", "OCI runtime hook (createRuntime | poststop): pin or release the container on stdin",
-            "shim.frontends.hook"),
+            "shim.frontends.hook", run="run_namespace"),
 )
 
 
@@ -96,19 +94,33 @@ def _terminal_width() -> int:
     return (columns or 80) - 2
 
 
-class _Formatter(argparse.HelpFormatter):
-    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
-                 width: int | None = None) -> None:
-        super().__init__(prog, indent_increment, max_help_position, _terminal_width() if width is None else width)
+def _parser_class() -> type[argparse.ArgumentParser]:
+    """The ArgumentParser subclass of every podshim parser (built on first use: defining it at
+    import time would load argparse for ``podshim hook`` too)."""
+    global _PARSER
+    if _PARSER is not None:
+        return _PARSER
+    import argparse
+
+    class Formatter(argparse.HelpFormatter):
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: int | None = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position,
+                             _terminal_width() if width is None else width)
+
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("formatter_class", Formatter)
+            super().__init__(*args, **kwargs)
+
+        def error(self, message: str) -> NoReturn:
+            raise UsageError(f"{self.prog}: {message}")
+
+    _PARSER = Parser
+    return Parser
 
 
-class _Parser(argparse.ArgumentParser):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _Formatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(f"{self.prog}: {message}")
+_PARSER: type[argparse.ArgumentParser] | None = None
 
 
 def _selected(argv: Sequence[str]) -> str | None:
@@ -125,9 +137,10 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     all (nothing can show them: their help lists only come with ``podshim --help``)."""
     from shim import __version__
 
-    parser = _Parser(prog="podshim", description="NUMA-aligned CPU and memory manager for pods.")
+    parser_class = _parser_class()
+    parser = parser_class(prog="podshim", description="NUMA-aligned CPU and memory manager for pods.")
     parser.add_argument("--version", action="version", version=f"podshim {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
     chosen = _selected(argv)
     only = chosen if argv and argv[0] == chosen and any(c.name == chosen for c in COMMANDS) else None
     for command in COMMANDS:
@@ -146,36 +159,26 @@ def _import(name: str) -> Any:
     return sys.modules[name]
 
 
-def _fail(stream: TextIO, message: str) -> None:
-    # One line, whatever the exception text held; parser messages already name the program.
-    line = " ".join(message.split())
-    stream.write((line if line.startswith("podshim") else f"podshim: {line}") + "\n")
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit code instead of exiting."""
+def main(argv: Sequence[str] | None = None, *, fast_hook: bool = True) -> int:
+    """Run the command line; returns the exit code instead of exiting. ``podshim hook`` goes
+    to :func:`shim.frontends.hook.main` first, which parses plain hook command lines without
+    argparse (and hands the others back here with ``fast_hook=False``)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    try:
-        parser = build_parser(args_list)
-        args = parser.parse_args(args_list)
-        run: Callable[[argparse.Namespace], int] | None = getattr(args, "_run", None)
-        if run is None:
-            names = ", ".join(command.name for command in COMMANDS)
-            raise UsageError(f"a command is required ({names})")
-        return run(args)
-    except SystemExit as done:  # --help and --version
-        return done.code if isinstance(done.code, int) else EXIT_OK
-    except UsageError as error:
-        _fail(sys.stderr, str(error))
-        return EXIT_USAGE
-    except RuntimeFailure as error:
-        _fail(sys.stderr, str(error))
-        return EXIT_FAILURE
-    except BrokenPipeError:
-        return EXIT_OK
-    except Exception as error:  # a bug or an unexpected environment: never a traceback wall
-        _fail(sys.stderr, f"internal error: {type(error).__name__}: {error}")
-        return EXIT_FAILURE
+    if fast_hook and args_list[:1] == ["hook"]:
+        from shim.frontends.hook import main as hook_main
+
+        return hook_main(args_list[1:])
+    return guarded(sys.stderr, _parse_and_run, args_list)
+
+
+def _parse_and_run(args_list: list[str]) -> int:
+    args = build_parser(args_list).parse_args(args_list)
+    run = getattr(args, "_run", None)
+    if run is None:
+        names = ", ".join(command.name for command in COMMANDS)
+        raise UsageError(f"a command is required ({names})")
+    code: int = run(args)
+    return code
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,21 +195,26 @@ def add_topology_source(parser: argparse.ArgumentParser) -> None:
 def load_machine(args: argparse.Namespace) -> tuple[Topology, Discovery | None]:
     """(Topology, sysfs Discovery or None) from ``--topology``/``--sysfs-root``; input problems
     become UsageError, a failure to read this machine's own /sys a RuntimeFailure."""
+    return machine_from(args.topology, args.sysfs_root)
+
+
+def machine_from(topology: str | None, sysfs_root: str | None) -> tuple[Topology, Discovery | None]:
+    """:func:`load_machine` for the two option values."""
     from shim.topology import TopologyError
     from shim.topology.jsonfile import load_topology, loads_topology
     from shim.topology.sysfs import discover_report
 
     try:
-        if args.topology == "-":
+        if topology == "-":
             return loads_topology(sys.stdin.read(), source="<stdin>"), None
-        if args.topology is not None:
-            return load_topology(args.topology), None
+        if topology is not None:
+            return load_topology(topology), None
     except TopologyError as error:
         raise UsageError(str(error)) from None
     try:
-        discovery = discover_report(args.sysfs_root or "/")
+        discovery = discover_report(sysfs_root or "/")
     except TopologyError as error:
-        if args.sysfs_root is None:
+        if sysfs_root is None:
             raise RuntimeFailure(str(error)) from None
         raise UsageError(str(error)) from None
     return discovery.topology, discovery
@@ -226,3 +234,21 @@ def run_topology(args: argparse.Namespace) -> int:
     sys.stdout.write(text)
     sys.stdout.flush()
     return EXIT_OK
+
+
+__all__ = [
+    "COMMANDS",
+    "EXIT_FAILURE",
+    "EXIT_OK",
+    "EXIT_REJECTED",
+    "EXIT_USAGE",
+    "Command",
+    "RuntimeFailure",
+    "UsageError",
+    "add_topology_source",
+    "build_parser",
+    "fail",
+    "load_machine",
+    "machine_from",
+    "main",
+]

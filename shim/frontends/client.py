@@ -4,9 +4,10 @@ Two ways to talk, both over the standard socket module (never trio):
 
 * :class:`Client` speaks msgpack through :mod:`shim.frontends.protocol` (msgspec), imported on
   first use: the CLI's ``admit``/``remove``/``state --socket``.
-* :func:`hook_event` sends one ``HookEvent`` as a length-prefixed JSON frame built with the
-  standard ``json`` module, and reads the daemon's JSON reply the same way. The OCI hook runs
-  once per container start: it must not pay for msgspec, the pod model or trio.
+* :func:`hook_event` sends one ``HookEvent`` as a length-prefixed JSON frame and reads the
+  daemon's JSON reply, both through :mod:`shim.frontends.plainjson`. The OCI hook runs once per
+  container start: it must not pay for msgspec, the pod model, trio, or even ``json``'s regular
+  expressions.
 
 Every failure is a :class:`DaemonError` whose text is one line naming the socket.
 """
@@ -194,7 +195,7 @@ def hook_event_payload(
 ) -> bytes:
     """The JSON payload of a ``HookEvent`` request (protocol.HookEvent's fields, tagged with
     ``"type": "HookEvent"``; the daemon rejects unknown fields)."""
-    import json
+    from shim.frontends import plainjson
 
     event = {
         "type": "HookEvent",
@@ -206,14 +207,14 @@ def hook_event_payload(
         "cgroup": cgroup,
         "pid": pid,
     }
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+    return plainjson.dumps(event, ensure_ascii=False).encode()
 
 
 def json_call(path: str, payload: bytes, *, timeout: float | None = DEFAULT_TIMEOUT) -> Any:
     """Send one JSON request payload as a length-prefixed frame on a fresh connection and return
     the ``result`` of the daemon's Ok reply; an Error reply raises :class:`RequestFailed`, any
     other failure :class:`DaemonError`."""
-    import json
+    from shim.frontends import plainjson
 
     sock = _connect(path, timeout)
     try:
@@ -225,7 +226,7 @@ def json_call(path: str, payload: bytes, *, timeout: float | None = DEFAULT_TIME
     finally:
         sock.close()
     try:
-        document = json.loads(reply)
+        document = plainjson.loads(reply)
     except (ValueError, UnicodeDecodeError) as err:
         raise DaemonError(f"podshim daemon at {path}: undecodable reply: {err}") from None
     kind = document.get("type") if isinstance(document, dict) else None

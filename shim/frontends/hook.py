@@ -30,32 +30,35 @@ and sends one ``HookEvent`` to ``podshim serve`` (shim.frontends.client, JSON fr
 exits by the daemon's answer; see :func:`run_client`. When the daemon cannot be reached the hook
 fails (exit 3), unless ``--state-dir`` is also given: it then runs in embedded mode.
 
-Only the standard library and shim.frontends.oci are imported until the container is known to
-be managed; the node, msgspec and YAML come in after that. In embedded mode the parsed config,
+Installed as ``podshim-hook`` (scripts/podshim-hook, which calls :func:`main`) as well as
+``podshim hook``. A plain command line is parsed here (:func:`parse_argv`), without argparse;
+only the standard library, shim.frontends.oci and shim.frontends.plainjson are imported until
+the container is known to be managed, and in client mode nothing more; the node, msgspec and
+YAML come in after that. In embedded mode the parsed config,
 the sysfs topology and the pod index are cached in the state directory
 (shim.frontends.hookcache), so a warm call parses no YAML and walks no sysfs.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from shim.frontends import oci
-from shim.frontends.cli import (
+from shim.frontends.errors import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_REJECTED,
     EXIT_USAGE,
     RuntimeFailure,
     UsageError,
-    add_topology_source,
+    guarded,
 )
 
 TYPE_CHECKING = False  # mypy treats the name as true; typing is not imported at run time
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    import argparse
+    from collections.abc import Iterator, Sequence
     from pathlib import Path
     from typing import Any
 
@@ -87,7 +90,104 @@ class HookFailed(Exception):
         self.code = code
 
 
+class HookArgs:
+    """The hook's options, parsed by :func:`parse_argv` (or taken from argparse's Namespace)."""
+
+    __slots__ = ("config", "pod_dir", "socket", "stage", "state_dir", "sysfs_root", "timeout", "topology")
+
+    def __init__(
+        self,
+        stage: str,
+        *,
+        socket: str | None = None,
+        timeout: float | None = None,
+        config: str | None = None,
+        state_dir: str | None = None,
+        pod_dir: str = DEFAULT_POD_DIR,
+        topology: str | None = None,
+        sysfs_root: str | None = None,
+    ) -> None:
+        self.stage = stage
+        self.socket = socket
+        self.timeout = timeout
+        self.config = config
+        self.state_dir = state_dir
+        self.pod_dir = pod_dir
+        self.topology = topology
+        self.sysfs_root = sysfs_root
+
+    @classmethod
+    def from_namespace(cls, namespace: argparse.Namespace) -> HookArgs:
+        return cls(**{name: getattr(namespace, name) for name in cls.__slots__})
+
+    @property
+    def state_path(self) -> str:
+        """The state directory embedded mode uses (``--state-dir``, or the default)."""
+        return DEFAULT_STATE_DIR if self.state_dir is None else self.state_dir
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, HookArgs):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the argparse Namespace it stands for
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"HookArgs({fields})"
+
+
+_VALUED = {"--socket": "socket", "--timeout": "timeout", "--config": "config", "--state-dir": "state_dir",
+           "--pod-dir": "pod_dir", "--topology": "topology", "--sysfs-root": "sysfs_root"}
+
+
+def parse_argv(argv: Sequence[str]) -> HookArgs | None:
+    """The options of a plain, well-formed hook command line (``--name VALUE`` or
+    ``--name=VALUE`` for the exact option names, one STAGE), or None for anything else: help,
+    an unknown or abbreviated option, a missing or dash-leading value, a bad number, both
+    topology sources. None sends the command line to argparse (``podshim hook``'s parser), which
+    then parses it or reports the error, so both read every command line the same way; argparse
+    itself costs the hook more than starting the interpreter does."""
+    values: dict[str, str] = {}
+    stages = []
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-"):
+            stages.append(word)
+            continue
+        name, equals, value = word.partition("=")
+        if name not in _VALUED:
+            return None
+        if not equals:
+            value = next(words, "-")
+            if value.startswith("-"):
+                return None
+        values[_VALUED[name]] = value
+    if len(stages) != 1 or ("topology" in values and "sysfs_root" in values):
+        return None
+    timeout = None
+    if "timeout" in values:
+        try:
+            timeout = float(values.pop("timeout"))
+        except ValueError:
+            return None
+    return HookArgs(stages[0], timeout=timeout, **values)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``podshim hook ARGS`` (also installed as ``podshim-hook ARGS``): the exit code."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    args = parse_argv(words)
+    if args is None:
+        from shim.frontends.cli import main as cli_main
+
+        return cli_main(["hook", *words], fast_hook=False)
+    return guarded(sys.stderr, run, args)
+
+
 def configure(parser: argparse.ArgumentParser) -> None:
+    from shim.frontends.cli import add_topology_source
+
     parser.add_argument(
         "stage",
         metavar="STAGE",
@@ -128,7 +228,12 @@ def stage_kind(stage: str) -> str:
     raise UsageError(f"unknown hook stage {stage!r} (expected createRuntime, prestart or poststop)")
 
 
-def run(args: argparse.Namespace) -> int:
+def run_namespace(args: argparse.Namespace) -> int:
+    """``run`` for the options as argparse parsed them."""
+    return run(HookArgs.from_namespace(args))
+
+
+def run(args: HookArgs) -> int:
     kind = stage_kind(args.stage)
     try:
         state = oci.parse_state(sys.stdin.buffer.read())
@@ -144,8 +249,6 @@ def run(args: argparse.Namespace) -> int:
             code = run_client(args, kind, state, bundle, identity.pod_uid, identity.container)
             if code is not None:
                 return code
-        if args.state_dir is None:
-            args.state_dir = DEFAULT_STATE_DIR
         if kind == CREATE:
             return _create(args, state, bundle, identity.pod_uid, identity.container)
         return _stop(args, identity.pod_uid, identity.container)
@@ -163,7 +266,7 @@ def _say(message: str) -> None:
 
 
 def run_client(
-    args: argparse.Namespace, kind: str, state: oci.OCIState, bundle: oci.BundleConfig, uid: str, name: str
+    args: HookArgs, kind: str, state: oci.OCIState, bundle: oci.BundleConfig, uid: str, name: str
 ) -> int | None:
     """Send the event to the daemon at ``args.socket``; the exit code, or None to fall back to
     embedded mode (daemon unreachable and ``--state-dir`` given).
@@ -177,6 +280,7 @@ def run_client(
     """
     from shim.frontends import client
 
+    assert args.socket is not None
     stage = "poststop" if kind == STOP else "createRuntime"
     cgroup = None
     problem = None
@@ -363,11 +467,11 @@ def make_backend() -> FsCgroupBackend:
 
 
 def _open_node(
-    args: argparse.Namespace, backend: FsCgroupBackend, cache: HookCache
+    args: HookArgs, backend: FsCgroupBackend, cache: HookCache
 ) -> tuple[Node, FileCheckpointStore]:
     from shim.actors.stores import FileCheckpointStore
     from shim.config import ConfigError
-    from shim.frontends.cli import load_machine
+    from shim.frontends.cli import machine_from
     from shim.runtime.node import Node, NodeStartError
 
     try:
@@ -375,12 +479,12 @@ def _open_node(
     except ConfigError as err:
         raise UsageError(str(err)) from None
     if args.topology is None:
-        topology = cache.topology(args.sysfs_root, lambda: load_machine(args)[0])
+        topology = cache.topology(args.sysfs_root, lambda: machine_from(None, args.sysfs_root)[0])
     else:
-        topology, _ = load_machine(args)
-    store = FileCheckpointStore(args.state_dir)
+        topology, _ = machine_from(args.topology, args.sysfs_root)
+    store = FileCheckpointStore(args.state_path)
     try:
-        return Node.open(config, topology, store, cgroup_backend=backend, state_dir=args.state_dir), store
+        return Node.open(config, topology, store, cgroup_backend=backend, state_dir=args.state_path), store
     except NodeStartError as err:
         raise RuntimeFailure(str(err)) from None
 
@@ -430,14 +534,14 @@ def _load_cache(state_dir: str) -> HookCache:
     return HookCache.load(state_dir)
 
 
-def _create(args: argparse.Namespace, state: oci.OCIState, bundle: oci.BundleConfig, uid: str, name: str) -> int:
-    cache = _load_cache(args.state_dir)
+def _create(args: HookArgs, state: oci.OCIState, bundle: oci.BundleConfig, uid: str, name: str) -> int:
+    cache = _load_cache(args.state_path)
     pod = find_pod(args.pod_dir, uid, cache=cache)
     if pod is None or not any(c.name == name for c in pod.all_containers()):
         return EXIT_OK
     from shim.actors.stores import state_lock
 
-    with state_lock(args.state_dir):
+    with state_lock(args.state_path):
         try:
             return _create_locked(args, state, bundle, pod, name, cache)
         finally:
@@ -445,7 +549,7 @@ def _create(args: argparse.Namespace, state: oci.OCIState, bundle: oci.BundleCon
 
 
 def _create_locked(
-    args: argparse.Namespace, state: oci.OCIState, bundle: oci.BundleConfig, pod: Pod, name: str, cache: HookCache
+    args: HookArgs, state: oci.OCIState, bundle: oci.BundleConfig, pod: Pod, name: str, cache: HookCache
 ) -> int:
     from shim.frontends.hook_registry import ContainerRecord, refresh
     from shim.messages import Admitted, ApplyFailed
@@ -498,16 +602,16 @@ def _mentions(store_dir: str, uid: str) -> bool:
     return False
 
 
-def _stop(args: argparse.Namespace, uid: str, name: str) -> int:
-    if not os.path.isdir(args.state_dir):
+def _stop(args: HookArgs, uid: str, name: str) -> int:
+    if not os.path.isdir(args.state_path):
         return EXIT_OK
     from shim.actors.stores import FileCheckpointStore, state_lock
 
-    with state_lock(args.state_dir):
-        registry = _load_registry(FileCheckpointStore(args.state_dir))
-        if registry.get(uid, name) is None and not _mentions(args.state_dir, uid):
+    with state_lock(args.state_path):
+        registry = _load_registry(FileCheckpointStore(args.state_path))
+        if registry.get(uid, name) is None and not _mentions(args.state_path, uid):
             return EXIT_OK
-        cache = _load_cache(args.state_dir)
+        cache = _load_cache(args.state_path)
         try:
             _stop_locked(args, uid, name, registry, cache)
         finally:
@@ -515,7 +619,7 @@ def _stop(args: argparse.Namespace, uid: str, name: str) -> int:
     return EXIT_OK
 
 
-def _stop_locked(args: argparse.Namespace, uid: str, name: str, registry: Registry, cache: HookCache) -> None:
+def _stop_locked(args: HookArgs, uid: str, name: str, registry: Registry, cache: HookCache) -> None:
     from shim.frontends.hook_registry import refresh
 
     node, store = _open_node(args, make_backend(), cache)
@@ -531,11 +635,15 @@ __all__ = [
     "DEFAULT_POD_DIR",
     "DEFAULT_STATE_DIR",
     "STAGES",
+    "HookArgs",
     "HookFailed",
     "configure",
     "find_pod",
+    "main",
+    "parse_argv",
     "quick_cgroup",
     "run",
     "run_client",
+    "run_namespace",
     "stage_kind",
 ]

@@ -23,8 +23,9 @@ so it is written atomically (rename) but not fsynced, and never creates the stat
 
 from __future__ import annotations
 
-import json
 import os
+
+from shim.frontends import plainjson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ class HookCache:
         document = None
         if text is not None:
             try:
-                found = json.loads(text)
+                found = plainjson.loads(text)
             except ValueError:
                 found = None
             if isinstance(found, dict) and found.get("version") == VERSION:
@@ -123,7 +124,7 @@ class HookCache:
         temp = f"{self.path}.{os.getpid()}.tmp"
         try:
             with open(temp, "w", encoding="utf-8") as file:
-                json.dump(self.doc, file, separators=(",", ":"))
+                file.write(plainjson.dumps(self.doc))
             os.replace(temp, self.path)
         except OSError:
             # A cache that cannot be written only costs the next call some time.
@@ -164,7 +165,7 @@ class HookCache:
         entry = self.doc.get("topology")
         if isinstance(entry, dict) and entry.get("key") == key:
             try:
-                topology = loads_topology(json.dumps(entry.get("data")), source=self.path)
+                topology = loads_topology(plainjson.dumps(entry.get("data")), source=self.path)
             except TopologyError:
                 pass
             else:
@@ -222,7 +223,7 @@ def pod_from_cache(data: Any) -> Pod | None:
 def _json_safe(document: object) -> bool:
     # Cache the raw document only if JSON carries it unchanged (YAML can hold dates, int keys).
     try:
-        return bool(json.loads(json.dumps(document)) == document)
+        return bool(plainjson.loads(plainjson.dumps(document)) == document)
     except (TypeError, ValueError):
         return False
 

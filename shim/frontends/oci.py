@@ -8,14 +8,16 @@ Identity keys, first match wins per field: podshim's own (``podshim.io/pod-uid``
 recognised by containerd's ``io.kubernetes.cri.container-type`` or CRI-O's
 ``io.kubernetes.cri-o.ContainerType`` being ``sandbox`` (and cri-dockerd's ``podsandbox``).
 
-Only ``json`` is imported (no dataclasses, typing or pathlib at run time): the hook and the
+Only :mod:`shim.frontends.plainjson` is imported (no json, dataclasses, typing or pathlib at
+run time): the hook and the
 runtime wrapper run once per container, and each of those modules costs milliseconds to load.
 """
 
 from __future__ import annotations
 
-import json
 import os
+
+from shim.frontends import plainjson
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -150,8 +152,8 @@ def _annotations(raw: object, where: str) -> dict[str, str]:
 
 def _object(text: str | bytes, where: str) -> Mapping[str, Any]:
     try:
-        document = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        document = plainjson.loads(text)
+    except ValueError as err:  # json.JSONDecodeError and UnicodeDecodeError both are
         raise OCIError(f"{where}: invalid JSON: {err}") from None
     if not isinstance(document, dict):
         raise OCIError(f"{where}: expected a JSON object, got {type(document).__name__}")

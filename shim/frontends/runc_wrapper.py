@@ -10,7 +10,9 @@ nvidia-container-runtime does. Every other command goes straight to runc.
 Configuration (environment, as containerd passes its own to the runtime):
 
 * ``PODSHIM_RUNC``: the real runc (default: the first ``runc`` on PATH that is not this program);
-* ``PODSHIM_HOOK``: the hook program (default: this Python interpreter, running ``-m shim``);
+* ``PODSHIM_HOOK``: the hook program: ``podshim`` (run as ``podshim hook ...``) or
+  ``podshim-hook`` (run as ``podshim-hook ...``); default: the ``podshim-hook`` installed beside
+  this Python interpreter, else this interpreter running ``-m shim hook``;
 * ``PODSHIM_HOOK_ARGS``: extra ``podshim hook`` options, shell-quoted
   (e.g. ``--config /etc/podshim/kubelet-config.yaml --state-dir /var/lib/podshim``);
 * ``PODSHIM_HOOK_TIMEOUT``: the hook timeout in seconds (default 30).
@@ -68,14 +70,27 @@ def bundle_of(arguments: Sequence[str], cwd: str) -> str:
     return cwd
 
 
+HOOK_SCRIPT = "podshim-hook"
+
+
+def hook_command(environ: dict[str, str]) -> list[str]:
+    """The program and leading arguments of the hook command (``PODSHIM_HOOK`` above). argv[0]
+    is the full program path: a venv's Python finds its packages from it."""
+    program = environ.get("PODSHIM_HOOK")
+    if program:
+        return [program] if os.path.basename(program) == HOOK_SCRIPT else [program, "hook"]
+    script = os.path.join(os.path.dirname(sys.executable), HOOK_SCRIPT)
+    if os.access(script, os.X_OK):
+        return [script]
+    return [sys.executable, "-m", "shim", "hook"]
+
+
 def hook_entry(stage: str, environ: dict[str, str]) -> dict[str, Any]:
-    """The OCI hook entry running ``podshim hook <stage>``. argv[0] is the full program path:
-    a venv's Python finds its packages from it."""
-    program = environ.get("PODSHIM_HOOK") or sys.executable
-    base = [program] if environ.get("PODSHIM_HOOK") else [program, "-m", "shim"]
+    """The OCI hook entry running ``podshim hook <stage>`` (see :func:`hook_command`)."""
+    command = hook_command(environ)
     extra = shlex.split(environ.get("PODSHIM_HOOK_ARGS", ""))
     timeout = int(environ.get("PODSHIM_HOOK_TIMEOUT", DEFAULT_TIMEOUT))
-    return {"path": program, "args": [*base, "hook", *extra, stage], "timeout": timeout}
+    return {"path": command[0], "args": [*command, *extra, stage], "timeout": timeout}
 
 
 def inject(document: dict[str, Any], environ: dict[str, str]) -> bool:

@@ -1,25 +1,32 @@
-"""Benchmark: ``podshim hook`` wall time against interpreter start-up, embedded and client mode,
+"""Benchmark: ``podshim-hook`` wall time against interpreter start-up, embedded and client mode,
 and the apply path (cpuset, mems, quota, affinity of a 100-thread process) native vs pure Python
 vs a plain C loop.
 
     .venv/bin/python tests/bench/hook.py [--runs N] [--apply-only]
 
 Prints a table of medians (and the minimum, less sensitive to other load on the machine) with
-the ratio of the median to ``python -I -S -c pass``. Targets: embedded hook ≤ 4×, client-mode
-round trip ≤ 2× that bare start-up.
+the ratio of the median to ``python -I -S -c pass`` (measured before and after the hook rows,
+both runs pooled). Targets: embedded hook <= 4x, client-mode round trip <= 2x that bare start-up.
 
-* embedded rows run ``python -m shim hook --config kubelet.json --state-dir ... --pod-dir ...
+The hook rows run in an *installed* environment built at bench time: a virtual environment
+(``venv --without-pip``) whose site-packages holds one ``.pth`` file naming the repository and a
+directory of links to podshim's runtime dependencies (trio, msgspec, cffi, ... and theirs,
+nothing from the test extra), and ``bin/podshim-hook`` as the installer writes it (first line:
+that environment's interpreter). That is what ``pip install podshim`` leaves, import for import,
+without copying: the development venv's editable install adds a finder to every interpreter's
+start-up (pathlib, fnmatch, urllib: about twice the bare start-up again, the "editable venv"
+row) and holds typing_extensions (for mypy), which msgspec imports when it is there.
+
+* embedded rows run ``podshim-hook --config kubelet.json --state-dir ... --pod-dir ...
   --sysfs-root /``; "cold" deletes ``podshim_cache.json`` before each call, "warm" keeps it.
 * socket rows start ``podshim serve`` on a temporary socket (this machine's sysfs topology, the
   host's cgroupfs through FsCgroupBackend, the same config and pod directory) and run
-  ``python -m shim hook --socket PATH``. The OCI state names the pid of a sleeping child placed
-  in the scratch cgroup, as runc's createRuntime state does.
-* "no site" rows run the same command with ``python -S`` and PYTHONPATH set to the repository
-  and the venv's site-packages: what an installation without the editable-install finder
-  (whose .pth hook imports pathlib and friends in every interpreter of this venv) costs. (This
-  venv also holds typing_extensions, for mypy: msgspec then imports it, a few milliseconds that an
-  installation of the runtime dependencies alone does not pay; the ``inspect`` it pulls in is
-  imported by ``dataclasses`` anyway while dataclasses remain on the hook's path.)
+  ``podshim-hook --socket PATH``. The OCI state names the pid of a sleeping child placed in the
+  scratch cgroup, as runc's createRuntime state does.
+* the ``import msgspec`` row is the floor of embedded mode, which runs the actors in-process
+  and so loads msgspec (which loads typing, datetime, decimal, uuid, enum and re).
+* the console-script row runs ``podshim hook`` through the development venv's ``podshim``
+  wrapper, for comparison.
 
 The managed rows need root (a scratch cgroup ``/podshim-bench-<pid>/ctr`` is created in the
 cpuset and cpu hierarchies and removed after); without root only unmanaged rows are measured.
@@ -49,7 +56,10 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
@@ -86,12 +96,50 @@ Row = tuple[str, list[float]]
 Check = Callable[[subprocess.CompletedProcess[bytes]], None]
 
 
-def child_env(*, no_site: bool = False) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
-    if no_site:
-        site_packages = next(p for p in sys.path if p.endswith("site-packages"))
-        env["PYTHONPATH"] = f"{REPO}{os.pathsep}{site_packages}"
-    return env
+def child_env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPATH")}
+
+
+def runtime_distributions(name: str = "podshim") -> list[metadata.Distribution]:
+    """The installed distributions ``name`` needs at run time (its dependencies, recursively;
+    no extras), without ``name`` itself."""
+    found: dict[str, metadata.Distribution] = {}
+    todo = [name]
+    while todo:
+        for text in metadata.requires(todo.pop()) or []:
+            requirement = Requirement(text)
+            if requirement.marker is not None and not requirement.marker.evaluate({"extra": ""}):
+                continue
+            key = requirement.name.lower().replace("_", "-")
+            if key not in found:
+                found[key] = metadata.distribution(requirement.name)
+                todo.append(requirement.name)
+    return list(found.values())
+
+
+class Installation:
+    """A virtual environment holding podshim as an installation would (see the module doc)."""
+
+    def __init__(self, base: Path) -> None:
+        self.root = base / "venv"
+        base_python = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base_python, "-m", "venv", "--without-pip", str(self.root)], check=True)
+        deps = base / "deps"
+        deps.mkdir()
+        for dist in runtime_distributions():
+            for top in {Path(str(f)).parts[0] for f in dist.files or []}:
+                if top.endswith((".dist-info", ".data")) or top in ("..", "__pycache__", "bin"):
+                    continue
+                source = Path(str(dist.locate_file(top)))
+                if source.exists() and not (deps / top).exists():
+                    (deps / top).symlink_to(source)
+        version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+        (self.root / "lib" / version / "site-packages" / "podshim.pth").write_text(f"{REPO}\n{deps}\n")
+        self.python = str(self.root / "bin" / "python")
+        self.hook = str(self.root / "bin" / "podshim-hook")
+        script = (REPO / "scripts" / "podshim-hook").read_text().split("\n", 1)[1]
+        Path(self.hook).write_text(f"#!{self.python}\n{script}")
+        os.chmod(self.hook, 0o755)
 
 
 def ok(done: subprocess.CompletedProcess[bytes]) -> None:
@@ -115,23 +163,26 @@ def timed(argv: list[str], stdin: bytes, runs: int, env: dict[str, str], check: 
 class Bench:
     """The temporary host: config, pod directory, bundles, scratch cgroup, a daemon."""
 
-    def __init__(self, base: Path, runs: int) -> None:
+    def __init__(self, base: Path, runs: int, installation: Installation) -> None:
         self.base = base
         self.runs = runs
         self.python = sys.executable
+        self.installation = installation
         (base / "pods").mkdir()
         (base / "pods/bench.json").write_text(json.dumps(POD))
         (base / "kubelet.json").write_text(json.dumps(CONFIG))
         self.state = base / "state"
         self.env = child_env()
-        self.env_no_site = child_env(no_site=True)
 
-    def hook(self, *options: str, no_site: bool = False) -> list[str]:
-        return [self.python, *(["-S"] if no_site else []), "-m", "shim", "hook", *options]
+    def hook(self, *options: str) -> list[str]:
+        return [self.installation.hook, *options]
 
-    def embedded(self, *, no_site: bool = False) -> list[str]:
-        return self.hook("--config", str(self.base / "kubelet.json"), "--state-dir", str(self.state),
-                         "--pod-dir", str(self.base / "pods"), "--sysfs-root", "/", no_site=no_site)
+    def embedded(self, *, console_script: bool = False) -> list[str]:
+        options = ("--config", str(self.base / "kubelet.json"), "--state-dir", str(self.state),
+                   "--pod-dir", str(self.base / "pods"), "--sysfs-root", "/")
+        if console_script:
+            return [str(Path(sys.executable).parent / "podshim"), "hook", *options]
+        return self.hook(*options)
 
     def bundle(self, name: str, annotations: dict[str, str], cgroups_path: str, pid: int | None = None) -> bytes:
         directory = self.base / name
@@ -223,56 +274,62 @@ def scratch_cgroup(command: tuple[str, ...] = ("sleep", "3600")) -> Iterator[tup
 def hook_rows(runs: int) -> list[Row]:
     python = sys.executable
     env = child_env()
-    rows: list[Row] = [
-        ("/bin/true", timed(["/bin/true"], b"", runs, env)),
-        (BARE, timed([python, "-I", "-S", "-c", "pass"], b"", runs, env)),
-        ("python -c pass (site, editable venv)", timed([python, "-c", "pass"], b"", runs, env)),
-        ("python -S -c pass (PYTHONPATH, no site)",
-         timed([python, "-S", "-c", "pass"], b"", runs, child_env(no_site=True))),
-    ]
+    bare = [python, "-I", "-S", "-c", "pass"]
     with tempfile.TemporaryDirectory() as tmp:
-        bench = Bench(Path(tmp), runs)
-        stranger = bench.bundle("stranger", {"podshim.io/pod-uid": "uid-nobody", "podshim.io/container": "x"}, "/x")
-        rows.append(("hook unmanaged, embedded", timed([*bench.embedded(), "createRuntime"], stranger, runs, env)))
-        if os.geteuid() != 0:
-            print("(not root: managed and daemon rows skipped)")
-            return rows
-        cache = bench.state / "podshim_cache.json"
+        installation = Installation(Path(tmp))
+        rows: list[Row] = [
+            ("/bin/true", timed(["/bin/true"], b"", runs, env)),
+            (BARE, timed(bare, b"", runs, env)),
+            ("python -c pass (installed venv)", timed([installation.python, "-c", "pass"], b"", runs, env)),
+            ("python -c pass (editable venv)", timed([python, "-c", "pass"], b"", runs, env)),
+            # The floor of any process that runs the actors: their messages are msgspec Structs.
+            ("python -c 'import msgspec' (installed venv)",
+             timed([installation.python, "-c", "import msgspec"], b"", runs, env)),
+        ]
+        rows += _hook_rows(Bench(Path(tmp), runs, installation), runs, env)
+        rows.append((BARE, timed(bare, b"", runs, env)))
+    return rows
 
-        def drop_cache() -> None:
-            cache.unlink(missing_ok=True)
 
-        with scratch_cgroup() as (cgroup, pid):
-            managed = bench.bundle("managed", {"podshim.io/pod-uid": "uid-bench", "podshim.io/container": "main"},
-                                   cgroup, pid)
-            create, stop = [*bench.embedded(), "createRuntime"], [*bench.embedded(), "poststop"]
-            cold = bench.pair(create, stop, managed, env, drop_cache)
-            rows.append(("hook createRuntime, embedded, cold cache", cold[0]))
-            rows.append(("hook poststop, embedded, cold cache", cold[1]))
-            warm = bench.pair(create, stop, managed, env)
-            rows.append(("hook createRuntime, embedded, warm cache", warm[0]))
-            rows.append(("hook poststop, embedded, warm cache", warm[1]))
-            no_site = bench.embedded(no_site=True)
-            warm = bench.pair([*no_site, "createRuntime"], [*no_site, "poststop"], managed, bench.env_no_site)
-            rows.append(("hook createRuntime, embedded, warm, no site", warm[0]))
-            rows.append(("hook poststop, embedded, warm, no site", warm[1]))
-            with bench.daemon() as socket_path:
-                action = client.hook_event(socket_path, "createRuntime", state=json.loads(managed),
-                                           pod_uid="uid-bench", container="main", cgroup=cgroup, pid=pid)
-                client.hook_event(socket_path, "poststop", pod_uid="uid-bench", container="main")
-                print(f"(daemon answers createRuntime with {action})")
-                # runc always gives createRuntime the pid, so the client resolves the cgroup quickly
-                known_pid = bench.bundle("stranger-pid", {"podshim.io/pod-uid": "uid-nobody",
-                                                          "podshim.io/container": "x"}, "/x", pid)
-                rows.append(("hook unmanaged, socket (daemon skips)",
-                             timed([*bench.hook("--socket", socket_path), "createRuntime"], known_pid, runs, env)))
-                for no_site in (False, True):
-                    label = ", no site" if no_site else ""
-                    hook = bench.hook("--socket", socket_path, no_site=no_site)
-                    run_env = bench.env_no_site if no_site else env
-                    pair = bench.pair([*hook, "createRuntime"], [*hook, "poststop"], managed, run_env)
-                    rows.append((f"hook createRuntime, socket (pinned){label}", pair[0]))
-                    rows.append((f"hook poststop, socket (released){label}", pair[1]))
+def _hook_rows(bench: Bench, runs: int, env: dict[str, str]) -> list[Row]:
+    rows: list[Row] = []
+    stranger = bench.bundle("stranger", {"podshim.io/pod-uid": "uid-nobody", "podshim.io/container": "x"}, "/x")
+    rows.append(("hook unmanaged, embedded", timed([*bench.embedded(), "createRuntime"], stranger, runs, env)))
+    if os.geteuid() != 0:
+        print("(not root: managed and daemon rows skipped)")
+        return rows
+    cache = bench.state / "podshim_cache.json"
+
+    def drop_cache() -> None:
+        cache.unlink(missing_ok=True)
+
+    with scratch_cgroup() as (cgroup, pid):
+        managed = bench.bundle("managed", {"podshim.io/pod-uid": "uid-bench", "podshim.io/container": "main"},
+                               cgroup, pid)
+        create, stop = [*bench.embedded(), "createRuntime"], [*bench.embedded(), "poststop"]
+        cold = bench.pair(create, stop, managed, env, drop_cache)
+        rows.append(("hook createRuntime, embedded, cold cache", cold[0]))
+        rows.append(("hook poststop, embedded, cold cache", cold[1]))
+        warm = bench.pair(create, stop, managed, env)
+        rows.append(("hook createRuntime, embedded, warm cache", warm[0]))
+        rows.append(("hook poststop, embedded, warm cache", warm[1]))
+        console = bench.embedded(console_script=True)
+        warm = bench.pair([*console, "createRuntime"], [*console, "poststop"], managed, env)
+        rows.append(("`podshim hook` createRuntime, editable venv", warm[0]))
+        with bench.daemon() as socket_path:
+            action = client.hook_event(socket_path, "createRuntime", state=json.loads(managed),
+                                       pod_uid="uid-bench", container="main", cgroup=cgroup, pid=pid)
+            client.hook_event(socket_path, "poststop", pod_uid="uid-bench", container="main")
+            print(f"(daemon answers createRuntime with {action})")
+            # runc always gives createRuntime the pid, so the client resolves the cgroup quickly
+            known_pid = bench.bundle("stranger-pid", {"podshim.io/pod-uid": "uid-nobody",
+                                                      "podshim.io/container": "x"}, "/x", pid)
+            rows.append(("hook unmanaged, socket (daemon skips)",
+                         timed([*bench.hook("--socket", socket_path), "createRuntime"], known_pid, runs, env)))
+            hook = bench.hook("--socket", socket_path)
+            pair = bench.pair([*hook, "createRuntime"], [*hook, "poststop"], managed, env)
+            rows.append(("hook createRuntime, socket (pinned)", pair[0]))
+            rows.append(("hook poststop, socket (released)", pair[1]))
     return rows
 
 
@@ -454,7 +511,9 @@ def main() -> None:
         print_apply(max(options.runs, 200))
         return
     rows = hook_rows(options.runs)
-    bare = statistics.median(dict(rows)[BARE])
+    bare_samples = [sample for name, samples in rows if name == BARE for sample in samples]
+    bare = statistics.median(bare_samples)
+    rows = [(BARE, bare_samples)] + [row for row in rows if row[0] != BARE]
     print(f"{'what':48} {'median ms':>10} {'min ms':>8} {'x bare':>7}")
     for name, samples in rows:
         median = statistics.median(samples)

@@ -66,7 +66,8 @@ class DaemonLab(Lab):
 
     # -- the hooks: client mode only (no --state-dir, so no embedded fallback) ---------------
     def hook(self, stage: str) -> dict[str, Any]:
-        argv = [sys.executable, "-m", "shim", "hook", "--socket", self.socket, "--timeout", HOOK_TIMEOUT, stage]
+        argv = [sys.executable, str(REPO / "scripts" / "podshim-hook"), "--socket", self.socket, "--timeout",
+                HOOK_TIMEOUT, stage]
         return {"path": sys.executable, "args": argv, "env": [f"PYTHONPATH={REPO}"], "timeout": 60}
 
     # -- the daemon ---------------------------------------------------------------------------

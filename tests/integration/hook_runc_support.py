@@ -177,9 +177,10 @@ class Lab:
         (self.pod_dir / f"{name}.json").write_text(json.dumps(manifest))
 
     def hook(self, stage: str) -> dict[str, Any]:
-        # args[0] must be the interpreter's full path: Python finds its venv from argv[0].
+        # args[0] must be the interpreter's full path: Python finds its venv from argv[0]. The
+        # podshim-hook script, as hooks.d/podshim.json installs it.
         argv = [
-            sys.executable, "-m", "shim", "hook",
+            sys.executable, str(REPO / "scripts" / "podshim-hook"),
             "--config", str(self.config), "--state-dir", str(self.state_dir), "--pod-dir", str(self.pod_dir),
             "--sysfs-root", "/", stage,
         ]

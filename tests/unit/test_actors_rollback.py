@@ -56,7 +56,7 @@ def pod(uid: str, *, budget: bool) -> Pod:
 
 
 def node_bus(directory: Path, error: Exception | None, scope: str = "pod") -> tuple[Bus, list[Delivery]]:
-    from dataclasses import replace
+    from msgspec.structs import replace
 
     config = replace(default_config(), topology_manager_scope=scope)
     topology = generate(sockets=2, cores_per_socket=4, threads_per_core=2, memory_per_numa=8 * GiB)

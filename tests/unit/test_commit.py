@@ -14,11 +14,11 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec.structs import replace
 
 from shim.actors.base import Envelope
 from shim.actors.stores import FileCheckpointStore, MemoryCheckpointStore

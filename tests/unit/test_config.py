@@ -101,18 +101,17 @@ def test_reserved_system_cpus_satisfy_the_static_reservation() -> None:
 
 
 def test_example_config_spells_out_the_embedded_default() -> None:
-    import dataclasses
-
+    import msgspec
     from shared_paths import REPO
 
     from shim.config import load_config
 
     written = load_config(REPO / "examples" / "kubelet-config.yaml")
-    assert dataclasses.replace(written, source="(defaults)") == default_config()
+    assert msgspec.structs.replace(written, source="(defaults)") == default_config()
 
 
 def test_kubelet_mapping_round_trip() -> None:
-    import dataclasses
+    import msgspec
 
     from shim.config import config_from_mapping
 
@@ -128,5 +127,5 @@ cpuManagerReconcilePeriod: 2.5s
 """, source="x")
     again = config_from_mapping(config.to_kubelet_config(), source="x")
     assert again == config
-    assert dataclasses.replace(default_config(), source="x") == config_from_mapping(
+    assert msgspec.structs.replace(default_config(), source="x") == config_from_mapping(
         default_config().to_kubelet_config(), source="x")

@@ -22,6 +22,8 @@ from hook_world import HookWorld, pod, podshim_annotations, res
 from shim.cgroups import paths
 from shim.frontends import cli, client, hook, oci
 
+REPO = Path(__file__).resolve().parents[2]
+
 EXCL = pod("excl", "uid-excl", [{"name": "main", "resources": res("2", "1Gi")}], res("2", "1Gi"))
 
 
@@ -185,7 +187,49 @@ def test_daemon_that_answers_is_not_second_guessed(world: HookWorld, daemon: Fak
     assert not world.state_dir.exists() and world.writer.targets == []
 
 
-def test_client_mode_imports_nothing_heavy(tmp_path: Path) -> None:
+HEAVY_FOR_THE_CLIENT = (
+    # each of these costs the hook about as much as starting the interpreter (or more)
+    "trio", "yaml", "msgspec", "dataclasses", "typing", "argparse", "re", "json", "enum", "socket", "runpy",
+)
+HEAVY_SHIM = ("shim.pod", "shim.messages", "shim.cgroups", "shim.frontends.protocol", "shim.frontends.cli",
+              "shim.runtime", "shim.actors")
+IMPORT_PROBE = (
+    "import sys\n"
+    "before = set(sys.modules)\n"
+    "sys.argv = [{script!r}, *{argv!r}]\n"
+    "with open({script!r}) as file:\n"
+    "    code = compile(file.read(), {script!r}, 'exec')\n"
+    "try:\n"
+    "    exec(code, {{'__name__': '__main__'}})\n"
+    "except SystemExit as done:\n"
+    "    code = done.code\n"
+    "heavy = sorted(m for m in set(sys.modules) - before\n"
+    "               if m.split('.')[0] in {heavy!r} or m in {shim!r} or m.startswith({prefixes!r}))\n"
+    "print(code, heavy)\n"
+)
+
+
+@pytest.mark.parametrize("stage", ["createRuntime", "poststop"])
+def test_client_mode_imports_nothing_heavy(tmp_path: Path, stage: str) -> None:
+    # The podshim-hook script as a runtime runs it; what the interpreter's start-up (site, the
+    # editable install's finder) loaded before the script runs is not counted.
+    fake = FakeDaemon(tmp_path / "d.sock")
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"annotations": podshim_annotations("u", "c")}))
+    state = json.dumps({"id": "c", "status": "creating", "bundle": str(bundle), "pid": os.getpid()})
+    script = str(REPO / "scripts" / "podshim-hook")
+    probe = IMPORT_PROBE.format(script=script, argv=["--socket", fake.path, stage], heavy=HEAVY_FOR_THE_CLIENT,
+                                shim=HEAVY_SHIM, prefixes=tuple(f"{name}." for name in HEAVY_SHIM))
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], input=state.encode(), capture_output=True, check=True)
+    finally:
+        fake.close()
+    assert done.stdout.decode().split(" ", 1) == ["0", "[]\n"], done.stderr.decode()
+    assert fake.requests and fake.requests[0]["type"] == "HookEvent" and fake.requests[0]["stage"] == stage
+
+
+def test_podshim_hook_through_the_cli_takes_the_same_fast_path(tmp_path: Path) -> None:
     fake = FakeDaemon(tmp_path / "d.sock")
     bundle = tmp_path / "b"
     bundle.mkdir()
@@ -195,18 +239,13 @@ def test_client_mode_imports_nothing_heavy(tmp_path: Path) -> None:
         "import sys\n"
         "from shim.frontends.cli import main\n"
         f"code = main(['hook', '--socket', {fake.path!r}, 'createRuntime'])\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('trio', 'yaml', 'msgspec', 'dataclasses', 'typing', 'shim.pod', 'shim.messages', 'shim.cgroups'))\n"
-        "heavy += [m for m in sys.modules if m.startswith(('shim.pod', 'shim.messages', 'shim.cgroups', "
-        "'shim.frontends.protocol', 'shim.runtime', 'shim.actors'))]\n"
-        "print(code, heavy)\n"
+        "print(code, sorted(m for m in sys.modules if m in ('argparse', 'json', 'msgspec')))\n"
     )
     try:
         done = subprocess.run([sys.executable, "-c", probe], input=state.encode(), capture_output=True, check=True)
     finally:
         fake.close()
-    assert done.stdout.decode().split(" ", 1) == ["0", "[]\n"], done.stderr.decode()
-    assert fake.requests and fake.requests[0]["type"] == "HookEvent"
+    assert done.stdout.decode() == "0 []\n", done.stderr.decode()
 
 
 # --- the quick cgroup resolver agrees with shim.cgroups.paths -----------------------------------

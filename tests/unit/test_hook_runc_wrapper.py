@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +53,30 @@ def test_injects_both_stages_once(tmp_path: Path) -> None:
     assert stat.S_IMODE((bundle / "config.json").stat().st_mode) == 0o600
 
 
-def test_default_hook_is_this_python(tmp_path: Path) -> None:
+@pytest.mark.parametrize("installed", [True, False])
+def test_default_hook_is_the_script_beside_this_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, installed: bool
+) -> None:
+    bin_dir = tmp_path / "venv" / "bin"
+    bin_dir.mkdir(parents=True)
+    python = str(bin_dir / "python")
+    monkeypatch.setattr(wrapper.sys, "executable", python)
+    if installed:
+        (bin_dir / "podshim-hook").write_text("#!/bin/sh\n")
+        (bin_dir / "podshim-hook").chmod(0o755)
     bundle = _bundle(tmp_path, POD)
     wrapper.modify_bundle(str(bundle), {})
     entry = json.loads((bundle / "config.json").read_text())["hooks"]["createRuntime"][0]
-    assert entry["args"][:4] == [sys.executable, "-m", "shim", "hook"] and entry["timeout"] == 30
+    expected = [str(bin_dir / "podshim-hook")] if installed else [python, "-m", "shim", "hook"]
+    assert entry["path"] == expected[0] and entry["args"] == [*expected, "createRuntime"]
+    assert entry["timeout"] == 30
+
+
+def test_podshim_hook_script_named_in_the_environment(tmp_path: Path) -> None:
+    bundle = _bundle(tmp_path, POD)
+    wrapper.modify_bundle(str(bundle), {"PODSHIM_HOOK": "/opt/podshim/bin/podshim-hook"})
+    entry = json.loads((bundle / "config.json").read_text())["hooks"]["poststop"][0]
+    assert entry["args"] == ["/opt/podshim/bin/podshim-hook", "poststop"]
 
 
 @pytest.mark.parametrize("annotations", [{**POD, "io.kubernetes.cri.container-type": "sandbox"}, {}])
