@@ -21,8 +21,9 @@ NAME = "cgroup-writer"
 
 class CgroupBackend(Protocol):
     """Pins one container's cgroup: cpuset.cpus / cpuset.mems, the CFS quota decision, and
-    optionally the affinity of ``pid``'s threads. Raises ``OSError`` (with ``filename`` set to the
-    file it failed on) when a write fails."""
+    optionally the affinity of ``pid``'s threads. ``pod_uid`` lets a backend find the pod cgroup
+    (an unlimited container lifts its pod's CFS quota too). Raises ``OSError`` (with ``filename``
+    set to the file it failed on) when a write fails."""
 
     def apply(
         self,
@@ -33,6 +34,7 @@ class CgroupBackend(Protocol):
         cpu_quota: CPUQuota,
         cpu_limit_millis: int | None,
         pid: int | None,
+        pod_uid: str | None = None,
     ) -> None: ...
 
 
@@ -51,7 +53,7 @@ class AppliedCall(msgspec.Struct, frozen=True, weakref=True):
 
 class RecordingCgroupBackend(msgspec.Struct, weakref=True):
     """An in-memory backend: records every call; ``failures`` maps a cgroup to the ``(errno,
-    path)`` its writes fail with."""
+    path)`` its writes fail with. It models no cgroup tree, so ``pod_uid`` is not recorded."""
 
     calls: list[AppliedCall] = msgspec.field(default_factory=list)
     failures: dict[str, tuple[int, str]] = msgspec.field(default_factory=dict)
@@ -65,6 +67,7 @@ class RecordingCgroupBackend(msgspec.Struct, weakref=True):
         cpu_quota: CPUQuota,
         cpu_limit_millis: int | None,
         pid: int | None,
+        pod_uid: str | None = None,
     ) -> None:
         if cgroup in self.failures:
             code, path = self.failures[cgroup]
@@ -100,6 +103,7 @@ class CgroupWriterActor:
                 cpu_quota=request.cpu_quota,
                 cpu_limit_millis=request.cpu_limit_millis,
                 pid=request.pid,
+                pod_uid=request.pod_uid,
             )
         except OSError as err:
             return ApplyFailed(
@@ -110,4 +114,3 @@ class CgroupWriterActor:
                 message=err.strerror or str(err),
             )
         return Applied(pod_uid=request.pod_uid, container=request.container, cgroup=request.cgroup)
-

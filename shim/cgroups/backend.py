@@ -27,6 +27,7 @@ from shim.cgroups.paths import (
     confine,
     detect_mounts,
     location_from_proc,
+    pod_cgroup_dir,
     read_proc_cgroup,
 )
 from shim.cgroups.writer import DEFAULT_PERIOD_US, ApplyTarget, CgroupWriter, CpuLimit, FsBackend, Quota
@@ -98,15 +99,21 @@ class FsCgroupBackend:
         cpu_quota: str,
         cpu_limit_millis: int | None,
         pid: int | None,
+        pod_uid: str | None = None,
     ) -> None:
+        """Pin ``cgroup``; with an unlimited quota and ``pod_uid`` naming the container's parent
+        cgroup, that pod cgroup's CFS quota is lifted as well (see pod_cgroup_dir)."""
         try:
             location = self.locate(cgroup)
+            quota = quota_for(cpu_quota, cpu_limit_millis, self.period_us)
+            pod_cpu = pod_cgroup_dir(location.cpu, pod_uid) if quota == "unlimited" and pod_uid else None
             target = ApplyTarget(
                 location,
                 cpus=CPUSet.parse(cpus) if cpus else None,
                 mems=tuple(CPUSet.parse(mems)) if mems else None,
-                quota=quota_for(cpu_quota, cpu_limit_millis, self.period_us),
+                quota=quota,
                 pid=pid if pid is not None and pid > 0 else None,
+                pod_cpu=pod_cpu,
             )
         except (CgroupPathError, ValueError) as err:
             raise OSError(errno.EINVAL, str(err), cgroup) from None

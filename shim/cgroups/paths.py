@@ -455,6 +455,31 @@ def kubelet_pod_cgroup(pod_uid: str, qos: QOSClass, driver: Driver) -> str:
     return expand_slice(name)
 
 
+def names_pod(name: str, pod_uid: str) -> bool:
+    """Whether a cgroup directory name is the kubelet's pod cgroup of ``pod_uid``: ``pod<uid>``
+    (cgroupfs driver) or ``<parent>-pod<uid with _ for ->.slice`` (systemd driver)."""
+    if not pod_uid or "/" in pod_uid:
+        return False
+    return name == f"pod{pod_uid}" or name.endswith(f"-pod{escape_pod_uid(pod_uid)}.slice")
+
+
+def pod_cgroup_dir(container: ControllerPath, pod_uid: str) -> Path | None:
+    """The directory of the pod cgroup holding ``container`` in the same hierarchy, or None.
+
+    Only the layouts the kubelet and the runtimes create count: the container directly under
+    the pod cgroup (cgroupfs ``…/pod<uid>/<ctr>``, systemd ``…/kubepods-…-pod<uid_>.slice/
+    <runtime>-<id>.scope``), or one level further down in a systemd scope (crun's sub-cgroup,
+    ``…/<scope>/container``). A parent that does not name ``pod_uid`` gives None: podshim never
+    writes a cgroup it cannot tell is the pod's own.
+    """
+    parts = container.relative.parts[1:]
+    if len(parts) >= 2 and names_pod(parts[-2], pod_uid):
+        return container.mount.joinpath(*parts[:-1])
+    if len(parts) >= 3 and parts[-2].endswith(".scope") and names_pod(parts[-3], pod_uid):
+        return container.mount.joinpath(*parts[:-2])
+    return None
+
+
 def cri_cgroups_path(parent: str, container_id: str, runtime: ContainerRuntime) -> str:
     """The ``linux.cgroupsPath`` containerd or CRI-O gives a container under ``parent``.
 

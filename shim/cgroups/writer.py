@@ -13,7 +13,8 @@ The write order follows the kernel's cpuset rules (runtime-integration.md §3.2)
   reading the ``.effective`` files rather than what was written.
 
 Then the quota (v1 ``cpu.cfs_period_us``/``cpu.cfs_quota_us`` with runc's retry of the period,
-v2 ``cpu.max``), then the affinity of every thread in the cgroup (a cpuset write does not reset a
+v2 ``cpu.max``; an unlimited container also lifts its pod cgroup's limit first, parent before
+child), then the affinity of every thread in the cgroup (a cpuset write does not reset a
 mask set earlier with sched_setaffinity).
 All file access goes through a small ``FileIO``: the host (``FsBackend``, via shim.cgroups.native)
 or a dict (``RecordingBackend``, for actor tests and dry runs).
@@ -80,6 +81,9 @@ class ApplyTarget(msgspec.Struct, frozen=True):
     affinity: CPUSet | None = None
     # Ancestors of the container's cpuset directory, outermost first.
     ancestors: tuple[CpusetLevel, ...] = ()
+    # The pod cgroup's directory in the cpu hierarchy: with quota "unlimited" its CFS quota is
+    # lifted too (CFS quota is hierarchical: a limited pod would still throttle the container).
+    pod_cpu: Path | None = None
 
     def __post_init__(self) -> None:
         for level in (*self.ancestors, CpusetLevel(self.location.cpuset.path, self.cpus, self.mems)):
@@ -94,6 +98,9 @@ class ApplyTarget(msgspec.Struct, frozen=True):
         for outer, inner in zip([mount, *chain[:-1]], chain, strict=True):
             if outer not in inner.parents:
                 raise ValueError(f"{inner} is not below {outer}")
+        cpu = self.location.cpu
+        if self.pod_cpu is not None and (self.pod_cpu not in cpu.path.parents or cpu.mount not in self.pod_cpu.parents):
+            raise ValueError(f"pod cgroup {self.pod_cpu} is not between {cpu.mount} and {cpu.path}")
 
     def levels(self) -> list[CpusetLevel]:
         return [*self.ancestors, CpusetLevel(self.location.cpuset.path, self.cpus, self.mems)]
@@ -390,6 +397,10 @@ class CgroupWriter:
 
     def _quota(self, target: ApplyTarget, quota: Literal["unlimited"] | CpuLimit, done: list[FileWrite]) -> None:
         cpu_dir = str(target.location.cpu.path)
+        if quota == "unlimited" and target.pod_cpu is not None:
+            # Parent first, as for every widening write (v1 refuses a child quota above its
+            # parent's): the pod is unlimited before its container is.
+            self._lift_pod_quota(str(target.pod_cpu), target.location.cpu.version, done)
         if target.location.cpu.version == "v2":
             self._write([quota_writes_v2(cpu_dir, quota)], done)
             return
@@ -408,6 +419,19 @@ class CgroupWriter:
             self._write([quota_write, period_write], done)
         else:
             raise _Failed(code, period_write.path, _describe(period_write, code))
+
+    def _lift_pod_quota(self, pod_dir: str, version: str, done: list[FileWrite]) -> None:
+        """Remove the pod cgroup's CFS limit, as the kubelet creates the pod cgroup of a pod
+        with exclusive CPUs (DisableCPUQuotaWithExclusiveCPUs). Already unlimited: no write, so
+        re-pins of the pod's containers leave the file alone."""
+        name, unlimited = ("cpu.max", "max") if version == "v2" else ("cpu.cfs_quota_us", "-1")
+        path = f"{pod_dir}/{name}"
+        try:
+            current = self.io.read(path).split()
+        except OSError:
+            current = []  # the write below reports what is wrong with the file
+        if current[:1] != [unlimited]:
+            self._write([FileWrite(path, unlimited)], done)
 
     def _affinity(self, target: ApplyTarget) -> int:
         """Set the affinity of every thread of every process in the cgroup (and of ``pid``).
@@ -484,6 +508,8 @@ class FsBackend(CgroupWriter):
     def apply(self, target: ApplyTarget) -> ApplyResult:
         cpuset, cpu = target.location.cpuset, target.location.cpu
         checks = [(cpuset.mount, level.path) for level in target.levels()] + [(cpu.mount, cpu.path)]
+        if target.pod_cpu is not None:
+            checks.append((cpu.mount, target.pod_cpu))
         for mount, directory in checks:
             try:
                 confined = confine(mount, PurePosixPath("/", directory.relative_to(mount)))

@@ -10,6 +10,12 @@ cgroup with what it should have:
 * its ``cpuset.cpus`` / ``cpuset.mems`` drifted from what podshim wrote (another agent, or a
   runtime's ``update``, overwrote them): it is pinned again.
 
+A full pass also looks for **stale pods**: pods the providers' state holds that the daemon does
+not know as active (not in its registry: e.g. a crash between the state write and the registry
+write, or a registry moved aside). The kubelet's ``removeStaleState`` releases the assignments
+of every pod that is not an active pod; podshim does the same, unless a kubelet pod cgroup of that
+uid still exists (its containers run: their CPUs must not be handed out again while they do).
+
 Between periods :meth:`Reconciler.wake` asks for a quick pass after an admission or a removal:
 it re-pins the containers whose assignment changed, without reading any cgroup file.
 
@@ -56,9 +62,12 @@ class Observed:
 
 
 class CgroupProbe(Protocol):
-    """Reads a container's cpuset files; None when the cgroup no longer exists. Blocking."""
+    """Reads a container's cpuset files (None when the cgroup no longer exists) and finds a pod's
+    kubelet cgroup (its hierarchy path, None when there is none). Blocking."""
 
     def observe(self, cgroup: str) -> Observed | None: ...
+
+    def pod_cgroup(self, pod_uid: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -124,10 +133,12 @@ def _read_set(path: Path) -> CPUSet | None:
 
 
 class FsCgroupProbe:
-    """Reads cpuset files through the same cgroup mounts the writer uses."""
+    """Reads cpuset files through the same cgroup mounts the writer uses. ``cgroup_root`` is the
+    kubelet's ``cgroupRoot``, under which it creates the pod cgroups."""
 
-    def __init__(self, backend: FsCgroupBackend) -> None:
+    def __init__(self, backend: FsCgroupBackend, *, cgroup_root: str = "/") -> None:
         self.backend = backend
+        self.cgroup_root = cgroup_root
 
     def observe(self, cgroup: str) -> Observed | None:
         from shim.cgroups.paths import CgroupPathError
@@ -139,6 +150,24 @@ class FsCgroupProbe:
         if not directory.is_dir():
             return None
         return Observed(_read_set(directory / "cpuset.cpus"), _read_set(directory / "cpuset.mems"))
+
+    def pod_cgroup(self, pod_uid: str) -> str | None:
+        """The first of the kubelet's pod cgroup paths for ``pod_uid`` (either driver, any QoS
+        class: the pod spec may be gone) that exists in the cpuset or cpu hierarchy."""
+        from shim.cgroups.paths import CgroupPathError, kubelet_pod_cgroup
+
+        root = "/" + self.cgroup_root.strip("/")
+        for driver in ("cgroupfs", "systemd"):
+            for qos in ("Guaranteed", "Burstable", "BestEffort"):
+                try:
+                    path = kubelet_pod_cgroup(pod_uid, qos, driver)
+                    cgroup = path if root == "/" else root + path
+                    location = self.backend.locate(cgroup)
+                except CgroupPathError:
+                    continue  # a uid that names no valid cgroup has none
+                if location.cpuset.path.is_dir() or location.cpu.path.is_dir():
+                    return cgroup
+        return None
 
 
 class ReconcileHost(Protocol):
@@ -152,6 +181,14 @@ class ReconcileHost(Protocol):
 
     async def release_gone(self, target: Target) -> None: ...
 
+    async def stale_pods(self) -> list[str]:
+        """Pods in the providers' state that are not active (admitted and registered)."""
+        ...
+
+    async def release_stale(self, pod_uid: str) -> bool:
+        """Release a stale pod; False when it became active meanwhile (nothing done)."""
+        ...
+
 
 @dataclass
 class PassReport:
@@ -161,6 +198,10 @@ class PassReport:
     reapplied: list[tuple[Target, str]] = field(default_factory=list)
     released: list[Target] = field(default_factory=list)
     failed: list[tuple[Target, str]] = field(default_factory=list)
+    released_pods: list[str] = field(default_factory=list)
+    """Stale pods released (full passes only)."""
+    kept_pods: list[tuple[str, str]] = field(default_factory=list)
+    """Stale pods kept because a pod cgroup of theirs exists, with that cgroup."""
 
 
 class Reconciler:
@@ -185,6 +226,7 @@ class Reconciler:
         self.passes = 0
         self._wake = trio.Event()
         self._lock = trio.Lock()
+        self._kept: set[str] = set()  # stale pods already reported as kept (logged once)
 
     def wake(self) -> None:
         """Ask for a quick pass soon (an admission or a removal may have moved the shared pool)."""
@@ -229,13 +271,38 @@ class Reconciler:
                 else:
                     report.failed.append((target, failure[1]))
                     self._event("reapply_failed", target, why=why, error=failure[1])
+            if full:
+                await self._release_stale(report)
             self.passes += 1
             if self.metrics is not None:
                 self.metrics.observe_reconcile(
-                    full=full, reapplied=len(report.reapplied), released=len(report.released),
-                    failed=len(report.failed),
+                    full=full, reapplied=len(report.reapplied),
+                    released=len(report.released) + len(report.released_pods), failed=len(report.failed),
                 )
             return report
+
+    async def _release_stale(self, report: PassReport) -> None:
+        stale = await self.host.stale_pods()
+        live: dict[str, str | None] = {}
+        if stale and self.probe is not None:
+            live = await trio.to_thread.run_sync(self._pod_cgroups, stale)
+        for uid in stale:
+            cgroup = live.get(uid)
+            if cgroup is not None:
+                report.kept_pods.append((uid, cgroup))
+                if uid not in self._kept:
+                    self._kept.add(uid)
+                    self._pod_event("kept", uid, why=f"pod cgroup {cgroup} exists")
+                continue
+            if not await self.host.release_stale(uid):
+                continue
+            self._kept.discard(uid)
+            report.released_pods.append(uid)
+            self._pod_event("released", uid, why="not an active pod")
+
+    def _pod_cgroups(self, uids: list[str]) -> dict[str, str | None]:
+        assert self.probe is not None
+        return {uid: self.probe.pod_cgroup(uid) for uid in uids}
 
     def _observe_all(self, targets: list[Target]) -> dict[Key, Observed | None]:
         assert self.probe is not None
@@ -253,6 +320,13 @@ class Reconciler:
             self.decisions.event(record)
         else:
             log.info("reconcile %s %s/%s (%s)", action, target.pod_uid, target.container, fields.get("why", ""))
+
+    def _pod_event(self, action: str, pod_uid: str, *, why: str) -> None:
+        record = {"event": "reconcile", "action": action, "pod_uid": pod_uid, "container": None, "why": why}
+        if self.decisions is not None:
+            self.decisions.event(record)
+        else:
+            log.info("reconcile %s pod %s (%s)", action, pod_uid, why)
 
 
 __all__ = [

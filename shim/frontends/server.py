@@ -22,7 +22,7 @@ import stat
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TextIO
@@ -93,6 +93,18 @@ SANDBOX_KEYS = ("io.kubernetes.cri.container-type", "io.kubernetes.cri-o.Contain
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
+class DaemonRegistryFile(RegistryFile, kw_only=True):
+    """The registry file as the daemon writes it: also which registered pods came from
+    ``--pod-dir`` (their file is their source of truth: gone while the daemon was down = stale).
+    Readers of the plain :class:`RegistryFile` ignore the extra field."""
+
+    pod_dir_pods: list[str] = msgspec.field(default_factory=list)
+
+
+class _PodDirMarks(msgspec.Struct):
+    pod_dir_pods: list[str] = msgspec.field(default_factory=list)
+
+
 class Daemon:
     """Serves protocol requests with ``runtime`` (whose arbiter is named ``arbiter`` and whose
     cgroup writer is named ``writer``).
@@ -105,6 +117,12 @@ class Daemon:
     re-discovers their containers. ``placement(pod_uid, container)`` gives a container's CPUs
     as the CPU manager's state has them now (None: not known), which the reconcile loop compares
     with what was written.
+
+    Stale pods (the kubelet's ``removeStaleState``: pods that are not active) are released by full
+    reconcile passes: ``state_pods()`` lists the pod uids the providers' state holds, and a pod is
+    stale when it is not registered, or when it came from ``--pod-dir`` (``pod_dir_pods``), no
+    file there holds it any more (``pod_dir_uids()``, None until the directory was scanned) and
+    none of its containers is registered.
     """
 
     def __init__(
@@ -123,6 +141,8 @@ class Daemon:
         placement: Callable[[str, str], str | None] | None = None,
         probe: CgroupProbe | None = None,
         reconcile_period: float = 10.0,
+        state_pods: Callable[[], Iterable[str]] | None = None,
+        pod_dir_pods: Iterable[str] = (),
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
@@ -135,6 +155,11 @@ class Daemon:
         self.store = store
         self.registry = registry if registry is not None else Registry()
         self.placement = placement
+        self.state_pods = state_pods
+        self.pod_dir_pods = set(pod_dir_pods)
+        self.pod_dir_uids: Callable[[], Collection[str] | None] | None = None
+        # Pods between their admission and their registry record: not stale, only not yet recorded.
+        self._admitting: dict[str, int] = {}
         self.reconciler = Reconciler(self, probe, period=reconcile_period, metrics=metrics, decisions=decisions)
         self.pods: dict[str, Pod] = {}
         self.admitted: dict[str, Admitted] = {}
@@ -150,13 +175,23 @@ class Daemon:
     # --- operations (the socket, the pod watcher and the hook events use them) ---------------
     async def admit(self, pod: Pod, *, source: str = "socket") -> Admitted | Rejected:
         begin = time.perf_counter()
-        outcome = await self.runtime.request(AdmitPod(pod=pod), (Admitted, Rejected), to=self.arbiter)
+        self._admitting[pod.uid] = self._admitting.get(pod.uid, 0) + 1
+        try:
+            outcome = await self.runtime.request(AdmitPod(pod=pod), (Admitted, Rejected), to=self.arbiter)
+        finally:
+            self._admitting[pod.uid] -= 1
+            if not self._admitting[pod.uid]:
+                del self._admitting[pod.uid]
         if not isinstance(outcome, Admitted | Rejected):
             raise RuntimeError(f"admission of pod {pod.uid} produced no outcome")
         duration_ms = (time.perf_counter() - begin) * 1000
         self.pods[pod.uid] = pod
         if isinstance(outcome, Admitted):
             self.admitted[pod.uid] = outcome
+            if source.startswith("pod-dir:"):
+                self._mark_pod_dir(pod.uid, True)
+            elif source == "socket":
+                self._mark_pod_dir(pod.uid, False)
             record = self.registry.pods.get(pod.uid)
             if record is None:
                 self.registry.pods[pod.uid] = PodRecord(pod=pod)
@@ -181,12 +216,18 @@ class Daemon:
         if container is None:
             self.pods.pop(pod_uid, None)
             self.admitted.pop(pod_uid, None)
+            self._mark_pod_dir(pod_uid, False)
             if self.registry.pods.pop(pod_uid, None) is not None:
                 self.registry.changed = True
         else:
             self._forget(pod_uid, container)
         await self.save_registry()
         self.reconciler.wake()  # the shared pool may have grown
+
+    def _mark_pod_dir(self, pod_uid: str, marked: bool) -> None:
+        if (pod_uid in self.pod_dir_pods) != marked:
+            (self.pod_dir_pods.add if marked else self.pod_dir_pods.discard)(pod_uid)
+            self.registry.changed = True
 
     def _forget(self, pod_uid: str, container: str) -> None:
         # Unlike Registry.forget, the pod stays: it is still admitted (a new container of it
@@ -203,27 +244,34 @@ class Daemon:
         async with self._registry_lock:
             if not self.registry.changed:
                 return
-            text = msgspec.json.encode(RegistryFile(pods=self.registry.pods)).decode()
+            marks = sorted(self.pod_dir_pods & self.registry.pods.keys())
+            text = msgspec.json.encode(DaemonRegistryFile(pods=self.registry.pods, pod_dir_pods=marks)).decode()
             self.registry.changed = False
             await trio.to_thread.run_sync(self.store.save, REGISTRY_NAME, text)
 
-    async def restore(self) -> None:
+    async def restore(self, scan: Callable[[], Awaitable[None]] | None = None) -> None:
         """Start-up: re-admit the registered pods (their assignments come back from the state
         files, nothing new is allocated), then one full reconcile pass (containers whose cgroup
-        is gone are released, drifted ones pinned again)."""
+        is gone are released, drifted ones pinned again, stale pods released). ``scan`` (the
+        first ``--pod-dir`` scan) runs before that pass, so a pod whose file went away while the
+        daemon was down is already known as stale."""
         for uid, record in list(self.registry.pods.items()):
             outcome = await self.admit(record.pod, source="restore")
             if isinstance(outcome, Rejected):
                 # It no longer fits this node (e.g. the state was reset on a smaller machine).
                 self.registry.pods.pop(uid, None)
+                self._mark_pod_dir(uid, False)
                 self.registry.changed = True
                 self._event({"event": "restore", "action": "dropped", "pod_uid": uid,
                              "reason": outcome.reason, "message": outcome.message})
         await self.save_registry()
+        if scan is not None:
+            await scan()
         report = await self.reconciler.run_once(full=True)
         self._event({"event": "restore", "action": "done", "pods": len(self.registry.pods),
                      "containers": sum(len(r.containers) for r in self.registry.pods.values()),
-                     "reapplied": len(report.reapplied), "released": len(report.released)})
+                     "reapplied": len(report.reapplied), "released": len(report.released),
+                     "released_pods": report.released_pods})
 
     def _event(self, record: dict[str, Any]) -> None:
         if self.decisions is not None:
@@ -282,6 +330,32 @@ class Daemon:
 
     async def release_gone(self, target: Target) -> None:
         await self.remove(target.pod_uid, target.container)
+
+    async def stale_pods(self) -> list[str]:
+        """Pods that are not active: in the providers' state but not registered, or registered
+        from ``--pod-dir`` whose file is gone and with no registered container left."""
+        async with self.runtime.admission_lock:
+            held = list(self.state_pods()) if self.state_pods is not None else []
+        candidates = dict.fromkeys([*held, *sorted(self.pod_dir_pods)])
+        return [uid for uid in candidates if self._stale(uid)]
+
+    async def release_stale(self, pod_uid: str) -> bool:
+        # Checked again: the pod may have been admitted (e.g. from --pod-dir) since it was listed.
+        if not self._stale(pod_uid):
+            return False
+        await self.remove(pod_uid)
+        return True
+
+    def _stale(self, pod_uid: str) -> bool:
+        if pod_uid in self._admitting:
+            return False
+        record = self.registry.pods.get(pod_uid)
+        if record is None:
+            return True
+        if record.containers or pod_uid not in self.pod_dir_pods or self.pod_dir_uids is None:
+            return False
+        files_hold = self.pod_dir_uids()
+        return files_hold is not None and pod_uid not in files_hold
 
     def _assignment(self, pod_uid: str, container: str) -> ContainerAssignment | None:
         admitted = self.admitted.get(pod_uid)
@@ -357,12 +431,15 @@ class Daemon:
 
     async def _create(self, pod_uid: str, container: str, cgroup: str, pid: int | None) -> Response:
         if pod_uid not in self.admitted:
-            pod = self.pods.get(pod_uid) or await self._find_pod(pod_uid)
+            given = self.pods.get(pod_uid)
+            pod = given or await self._find_pod(pod_uid)
             if pod is None:
                 return _skipped(f"pod {pod_uid} is not known to podshim")
             if not any(c.name == container for c in pod.all_containers()):
                 return _skipped(f"container {container!r} is not in pod {pod_uid}")
             outcome = await self.admit(pod, source="hook")
+            if given is None and isinstance(outcome, Admitted):
+                self._mark_pod_dir(pod_uid, True)  # its spec came from a --pod-dir file
             if isinstance(outcome, Rejected):
                 return Ok(result={"action": "rejected", "pod_uid": pod_uid, "container": container,
                                   "reason": outcome.reason, "message": outcome.message})
@@ -574,9 +651,14 @@ async def run_daemon(
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(runtime.run)
+            scan = None
+            if podwatch is not None:
+                watcher = podwatch
+                daemon.pod_dir_uids = lambda: set(watcher.state.owners) if watcher.scans else None
+                scan = watcher.scan_once
             # Containers that lived through a restart are found and checked before any new
             # request is served, so a hook never races the restore.
-            await daemon.restore()
+            await daemon.restore(scan)
             accepting = trio.CancelScope()
 
             async def serve(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -744,6 +826,7 @@ def open_daemon(
     except NodeStartError as err:
         raise RuntimeFailure(f"{err} (start with --reset-state to move the state files aside)") from None
     registry = load_registry(store, state_dir, reset=reset, decisions=decisions)
+    pod_dir_pods = load_pod_dir_marks(store) if registry.pods else []
     metrics = Metrics()
     taps: list[Any] = [metrics]
     if trace is not None:
@@ -754,6 +837,12 @@ def open_daemon(
         blocking_names=[actor.name for actor in actors.all() if actor is not actors.arbiter],
     )
     cpu_manager = actors.cpu_manager
+    memory_manager = actors.memory_manager
+
+    def state_pods() -> list[str]:
+        cpu, memory = cpu_manager.state, memory_manager.state
+        held = [*cpu.assignments, *cpu.pod_entries, *memory.assignments, *memory.pod_entries]
+        return list(dict.fromkeys(held))
 
     def placement(pod_uid: str, container: str) -> str | None:
         # What the arbiter would give the container now (CPUManager.placements, without a Pod).
@@ -765,8 +854,8 @@ def open_daemon(
     return Daemon(
         runtime, metrics=metrics, decisions=decisions, allowed_uids=allowed_uids, writer=actors.cgroups.name,
         pod_dir=pod_dir, store=store, registry=registry, placement=placement,
-        probe=FsCgroupProbe(backend) if isinstance(backend, FsCgroupBackend) else None,
-        reconcile_period=config.cpu_manager_reconcile_period,
+        probe=FsCgroupProbe(backend, cgroup_root=config.cgroup_root) if isinstance(backend, FsCgroupBackend) else None,
+        reconcile_period=config.cpu_manager_reconcile_period, state_pods=state_pods, pod_dir_pods=pod_dir_pods,
     )
 
 
@@ -795,6 +884,18 @@ def _move_aside(path: Path, stamp: str) -> list[tuple[Path, Path]]:
     except OSError as err:
         raise RuntimeFailure(f"{path}: cannot move aside to {target}: {err.strerror}") from None
     return [(path, target)]
+
+
+def load_pod_dir_marks(store: FileCheckpointStore) -> list[str]:
+    """Which registered pods came from ``--pod-dir`` (DaemonRegistryFile); none when the file
+    has no such field (written by the embedded hook or an older daemon: those pods are kept)."""
+    text = store.load(REGISTRY_NAME)
+    if text is None:
+        return []
+    try:
+        return msgspec.json.decode(text, type=_PodDirMarks).pod_dir_pods
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return []
 
 
 def load_registry(store: FileCheckpointStore, state_dir: Path, *, reset: bool = False,

@@ -11,7 +11,10 @@ for the same inputs, and a daemon trace replays with :mod:`shim.runtime.replay`.
 
 Actors whose ``handle`` does blocking I/O (cgroup writes, sysfs walks, fsync'ed checkpoints)
 are declared blocking (a ``blocking = True`` attribute, the :func:`blocking` wrapper, or by name)
-and run in ``trio.to_thread``, so the event loop keeps serving reads meanwhile. Reads never
+and run in ``trio.to_thread``, so the event loop keeps serving reads meanwhile. An actor that
+knows which of its messages do the I/O names their types in a ``blocking_messages`` attribute;
+only those go to a thread (a hop to a worker thread and back costs more than handling a hint
+request, and an admission is a dozen deliveries). Reads never
 take the admission lock: :attr:`TrioRuntime.snapshot` is refreshed after each input.
 
 A failing actor stops the runtime: the error is logged as one line naming the actor, the
@@ -93,6 +96,8 @@ class _Cell:
 
     actor: Actor
     in_thread: bool
+    # With in_thread: the message types handled in a thread (None: all of them).
+    blocking_types: tuple[type, ...] | None
     inbox_send: trio.MemorySendChannel[Delivery]
     inbox_receive: trio.MemoryReceiveChannel[Delivery]
     reply_send: trio.MemorySendChannel[list[Envelope]]
@@ -141,7 +146,10 @@ class TrioRuntime:
             inbox_send, inbox_receive = trio.open_memory_channel[Delivery](inbox_size)
             reply_send, reply_receive = trio.open_memory_channel[list[Envelope]](inbox_size)
             in_thread = bool(getattr(actor, "blocking", False)) or actor.name in threaded
-            self._cells[actor.name] = _Cell(actor, in_thread, inbox_send, inbox_receive, reply_send, reply_receive)
+            declared = getattr(actor, "blocking_messages", None)
+            blocking_types = None if declared is None else tuple(declared)
+            self._cells[actor.name] = _Cell(actor, in_thread, blocking_types, inbox_send, inbox_receive,
+                                            reply_send, reply_receive)
         self.taps = tuple(taps)
         self._snapshot_fn = snapshot
         self.snapshot: Any = None
@@ -167,8 +175,12 @@ class TrioRuntime:
             raise BusError(f"no actor named {name!r}")
         return cell.actor
 
-    def runs_in_thread(self, name: str) -> bool:
-        return self._cells[name].in_thread
+    def runs_in_thread(self, name: str, message: Message | None = None) -> bool:
+        """Whether the actor's deliveries (of ``message``'s type, when given) run in a thread."""
+        cell = self._cells[name]
+        if message is None or cell.blocking_types is None:
+            return cell.in_thread
+        return cell.in_thread and isinstance(message, cell.blocking_types)
 
     @property
     def next_seq(self) -> int:
@@ -307,7 +319,8 @@ class TrioRuntime:
         async with cell.inbox_receive:
             async for delivery in cell.inbox_receive:
                 try:
-                    if cell.in_thread:
+                    if cell.in_thread and (cell.blocking_types is None
+                                           or isinstance(delivery.msg, cell.blocking_types)):
                         emitted = await trio.to_thread.run_sync(actor.handle, delivery.msg)
                     else:
                         emitted = actor.handle(delivery.msg)

@@ -1,5 +1,8 @@
 """The cgroup writer against this machine's real cgroups (root; v1/hybrid or v2 with cpuset).
 
+Also: an exclusive container's Apply lifts the CFS quota of its scratch pod cgroup
+``podshim-test-<pid>-<id>/pod<uid>/ctr`` (and only of a parent that names the pod's uid).
+
 Creates ``podshim-test-<pid>/ctr`` under the cpuset and cpu hierarchies, moves a python child
 with 3 extra threads into it, writes cpuset and quota through FsBackend with both native
 implementations, and checks the cgroup files and every thread's Cpus_allowed_list.
@@ -20,9 +23,12 @@ from pathlib import Path
 import pytest
 from support import require
 
+from shim.actors.cgroup_writer import CgroupWriterActor
 from shim.cgroups import native, paths
+from shim.cgroups.backend import FsCgroupBackend
 from shim.cgroups.writer import ApplyTarget, CpuLimit, CpusetLevel, FsBackend
 from shim.cpuset import CPUSet
+from shim.messages import Applied, Apply
 
 pytestmark = pytest.mark.integration
 
@@ -221,3 +227,112 @@ def test_v1_child_outside_parent_is_refused_by_the_kernel(sandbox: Sandbox) -> N
         (sandbox.pod.cpuset.path.name, str(low)),
     ]
     assert set(_affinities(sandbox.child.pid).values()) == {low}
+
+
+# --- the pod cgroup's CFS quota (kubelet DisableCPUQuotaWithExclusiveCPUs) ------------------------
+
+
+@dataclass
+class PodTree:
+    """Scratch cgroups ``/<scratch>/pod<uid>/ctr`` in the cpuset and cpu hierarchies."""
+
+    mounts: paths.CgroupMounts
+    uid: str
+    cgroup: str  # the container's hierarchy path
+    scratch: Path  # in the cpu hierarchy
+    pod: Path
+    ctr: Path
+    version: str
+
+
+def _quota_file(version: str) -> str:
+    return "cpu.cfs_quota_us" if version == "v1" else "cpu.max"
+
+
+@pytest.fixture
+def pod_tree() -> Iterator[PodTree]:
+    require(os.geteuid() == 0, "needs root to create cgroups")
+    try:
+        mounts = paths.detect_mounts("/")
+        cpuset_mount, cpu_mount = mounts.for_controller("cpuset"), mounts.for_controller("cpu")
+    except paths.CgroupPathError as exc:
+        require(False, f"no usable cgroup mounts: {exc}")
+        raise
+    uid = str(uuid.uuid4())
+    scratch = f"podshim-test-{os.getpid()}-{uid[:8]}"
+    cgroup = f"/{scratch}/pod{uid}/ctr"
+    created: list[Path] = []
+    try:
+        if cpu_mount.version == "v2":
+            (cpu_mount.mountpoint / "cgroup.subtree_control").write_text("+cpu")
+        for depth in (1, 2, 3):
+            rel = "/".join(cgroup.strip("/").split("/")[:depth])
+            for mount in sorted({cpuset_mount.mountpoint, cpu_mount.mountpoint}):
+                directory = mount / rel
+                if cpu_mount.version == "v2" and depth > 1:
+                    (directory.parent / "cgroup.subtree_control").write_text("+cpu")
+                directory.mkdir()
+                created.append(directory)
+        base = cpu_mount.mountpoint / scratch
+        yield PodTree(mounts, uid, cgroup, base, base / f"pod{uid}", base / f"pod{uid}/ctr", cpu_mount.version)
+    finally:
+        for directory in reversed(created):
+            _rmdir(directory)
+
+
+def _set_quota(directory: Path, version: str, quota_us: int) -> None:
+    value = str(quota_us) if version == "v1" else f"{quota_us} 100000"
+    (directory / _quota_file(version)).write_text(value)
+
+
+def _quota(directory: Path, version: str) -> str:
+    return _read(directory / _quota_file(version)).split()[0]
+
+
+def test_exclusive_container_lifts_the_real_pod_quota(pod_tree: PodTree) -> None:
+    version = pod_tree.version
+    _set_quota(pod_tree.pod, version, 50_000)
+    _set_quota(pod_tree.ctr, version, 20_000)
+    if version == "v1":
+        # The rule the write order respects: a child's quota above its parent's is refused.
+        codes = native.load().write_files([(str(pod_tree.ctr / "cpu.cfs_quota_us"), "100000")])
+        assert codes == [errno.EINVAL]
+    unlimited = "-1" if version == "v1" else "max"
+    actor = CgroupWriterActor(FsCgroupBackend(mounts=pod_tree.mounts))
+    apply = Apply(
+        pod_uid=pod_tree.uid, container="ctr", cgroup=pod_tree.cgroup, cpus="", mems="", cpu_quota="unlimited"
+    )
+    [envelope] = actor.handle(apply)
+    assert envelope.message == Applied(pod_uid=pod_tree.uid, container="ctr", cgroup=pod_tree.cgroup)
+    assert _quota(pod_tree.pod, version) == unlimited
+    assert _quota(pod_tree.ctr, version) == unlimited
+    assert _quota(pod_tree.scratch, version) == unlimited  # was never limited; left as it was
+
+    # A re-pin finds the pod unlimited already and writes only the container's file.
+    target = ApplyTarget(
+        paths.CgroupLocation.v1(
+            pod_tree.mounts.for_controller("cpuset").mountpoint,
+            pod_tree.mounts.for_controller("cpu").mountpoint,
+            pod_tree.cgroup,
+        )
+        if version == "v1"
+        else paths.CgroupLocation.v2(pod_tree.mounts.for_controller("cpu").mountpoint, pod_tree.cgroup),
+        quota="unlimited",
+        pod_cpu=pod_tree.pod,
+    )
+    result = FsBackend().apply(target)
+    assert result.ok, result.message
+    assert [w.path for w in result.writes] == [str(pod_tree.ctr / _quota_file(version))]
+
+
+def test_container_of_another_pod_leaves_the_real_pod_quota(pod_tree: PodTree) -> None:
+    version = pod_tree.version
+    _set_quota(pod_tree.pod, version, 50_000)
+    actor = CgroupWriterActor(FsCgroupBackend(mounts=pod_tree.mounts))
+    apply = Apply(
+        pod_uid="not-" + pod_tree.uid, container="ctr", cgroup=pod_tree.cgroup, cpus="", mems="", cpu_quota="unlimited"
+    )
+    [envelope] = actor.handle(apply)
+    assert isinstance(envelope.message, Applied)
+    assert _quota(pod_tree.pod, version) == "50000"
+    assert _quota(pod_tree.ctr, version) == ("-1" if version == "v1" else "max")

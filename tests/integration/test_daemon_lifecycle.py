@@ -1,5 +1,6 @@
 """``podshim serve`` as a process: refusing a corrupt state file, ``--reset-state`` moving files
-aside, SIGTERM in the middle of a stream of admissions leaving state that a restart accepts."""
+aside, SIGTERM in the middle of a stream of admissions leaving state that a restart accepts, a
+pod whose ``--pod-dir`` file was deleted while the daemon was down released at restart."""
 
 from __future__ import annotations
 
@@ -153,3 +154,49 @@ def test_sigterm_mid_stream_leaves_consistent_state(tmp_path: Path) -> None:
             process.kill()
     assert {p["uid"] for p in restored["pods"]} == set(state.assignments)
     assert restored["free"]["shared_cpus"] == str(state.default_cpuset)
+
+
+def test_pod_file_deleted_while_down_is_released_at_restart(tmp_path: Path) -> None:
+    pods = tmp_path / "pods"
+    pods.mkdir()
+    (pods / "gone.json").write_text(json.dumps(pod("gone", "2")))
+    (pods / "stays.json").write_text(json.dumps(pod("stays", "3")))
+    sock = tmp_path / "d.sock"
+    command = serve_command(tmp_path, "--pod-dir", str(pods), "--pod-scan-interval", "0.05")
+
+    def held_pods(expected: set[str]) -> set[str]:
+        deadline = time.monotonic() + 60
+        with Client(str(sock), timeout=30) as client:
+            while True:
+                held = {p["uid"] for p in client.state()["pods"]}
+                if held == expected or time.monotonic() > deadline:
+                    return held
+                time.sleep(0.05)
+
+    process = start(command, sock)
+    try:
+        assert held_pods({"gone", "stays"}) == {"gone", "stays"}  # the watcher admitted both files
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    (pods / "gone.json").unlink()
+
+    process = start(command, sock)
+    try:
+        with Client(str(sock), timeout=30) as client:
+            state = client.state()  # served only after the restore, which releases stale pods
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert [p["uid"] for p in state["pods"]] == ["stays"]
+    stays = CPUSet.parse(state["pods"][0]["containers"][0]["cpus"])
+    assert CPUSet.parse(state["free"]["shared_cpus"]) == CPUSet.parse("0-7") - stays
+    events = [json.loads(line) for line in process.stderr.read().decode().splitlines()  # type: ignore[union-attr]
+              if line.startswith("{")]
+    released = [{k: e.get(k) for k in ("pod_uid", "container", "why")} for e in events
+                if e.get("event") == "reconcile" and e.get("action") == "released"]
+    assert released == [{"pod_uid": "gone", "container": None, "why": "not an active pod"}]

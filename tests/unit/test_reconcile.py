@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import errno
+import io
+import json
 from pathlib import Path
 
+import pytest
 import trio
 import trio.testing
 
 from shim.cgroups.backend import FsCgroupBackend
 from shim.cgroups.paths import CgroupMount, CgroupMounts
 from shim.cpuset import CPUSet
+from shim.frontends.logs import DecisionLog
 from shim.frontends.metrics import Metrics
 from shim.frontends.reconcile import CHANGED, DRIFTED, FsCgroupProbe, Observed, Reconciler, Target, plan
 
@@ -52,6 +56,9 @@ class Host:
         self.failures = failures or {}
         self.reapplied: list[str] = []
         self.released: list[str] = []
+        self.stale: list[str] = []
+        self.revived: set[str] = set()  # became active between listing and release
+        self.released_pods: list[str] = []
 
     async def reconcile_targets(self) -> list[Target]:
         return list(self.targets)
@@ -68,6 +75,16 @@ class Host:
     async def release_gone(self, target: Target) -> None:
         self.released.append(target.container)
         self.targets.remove(target)
+
+    async def stale_pods(self) -> list[str]:
+        return list(self.stale)
+
+    async def release_stale(self, pod_uid: str) -> bool:
+        if pod_uid in self.revived:
+            return False
+        self.stale.remove(pod_uid)
+        self.released_pods.append(pod_uid)
+        return True
 
 
 async def test_pass_outcomes_and_metrics() -> None:
@@ -113,3 +130,77 @@ def test_fs_probe_reads_cpuset_files(tmp_path: Path) -> None:
     assert probe.observe("/k/a") == Observed(CPUSet.parse("2-3"), None)
     assert probe.observe("/k/b") is None
     assert probe.observe("pid:999999999") is None
+
+
+class PodProbe:
+    """A probe whose only live pod cgroups are ``live`` (uid → hierarchy path)."""
+
+    def __init__(self, live: dict[str, str]) -> None:
+        self.live = live
+        self.asked: list[str] = []
+
+    def observe(self, cgroup: str) -> Observed | None:
+        return None
+
+    def pod_cgroup(self, pod_uid: str) -> str | None:
+        self.asked.append(pod_uid)
+        return self.live.get(pod_uid)
+
+
+async def test_full_pass_releases_stale_pods_without_a_live_pod_cgroup() -> None:
+    host = Host([])
+    host.stale = ["ghost", "running", "revived"]
+    host.revived = {"revived"}
+    probe = PodProbe({"running": "/kubepods/podrunning"})
+    metrics = Metrics()
+    log = io.StringIO()
+    reconciler = Reconciler(host, probe, metrics=metrics, decisions=DecisionLog(log))
+    report = await reconciler.run_once(full=True)
+    assert report.released_pods == ["ghost"] and host.released_pods == ["ghost"]
+    assert report.kept_pods == [("running", "/kubepods/podrunning")]
+    assert metrics.value("podshim_reconcile_released_total") == 1
+    await reconciler.run_once(full=True)  # still kept: reported once only
+    probe.live.clear()
+    report = await reconciler.run_once(full=True)
+    assert report.released_pods == ["running"]
+    events = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert [(e["action"], e["pod_uid"], e["why"]) for e in events] == [
+        ("released", "ghost", "not an active pod"),
+        ("kept", "running", "pod cgroup /kubepods/podrunning exists"),
+        ("released", "running", "not an active pod"),
+    ]
+    assert metrics.value("podshim_reconcile_released_total") == 2
+
+
+async def test_quick_passes_and_probe_less_hosts() -> None:
+    host = Host([])
+    host.stale = ["ghost"]
+    probe = PodProbe({})
+    report = await Reconciler(host, probe).run_once(full=False)
+    assert report.released_pods == [] and probe.asked == []
+    # Without a probe nothing says the pod runs: released as the kubelet would.
+    report = await Reconciler(host, None).run_once(full=True)
+    assert report.released_pods == ["ghost"]
+
+
+@pytest.mark.parametrize(
+    ("driver_dir", "root", "expected"),
+    [
+        ("kubepods/besteffort/poduid-1", "/", "/kubepods/besteffort/poduid-1"),
+        ("kubepods/poduid-1", "/", "/kubepods/poduid-1"),
+        ("kubepods.slice/kubepods-burstable.slice/kubepods-burstable-poduid_1.slice", "/",
+         "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-poduid_1.slice"),
+        ("custom/kubepods/poduid-1", "/custom", "/custom/kubepods/poduid-1"),
+        ("kubepods/poduid-2", "/", None),
+        ("custom/kubepods/poduid-1", "/", None),
+    ],
+)
+def test_fs_probe_finds_kubelet_pod_cgroups(tmp_path: Path, driver_dir: str, root: str, expected: str | None) -> None:
+    cpuset, cpu = tmp_path / "cpuset", tmp_path / "cpu"
+    (cpu / driver_dir).mkdir(parents=True)
+    cpuset.mkdir()
+    mounts = CgroupMounts((CgroupMount("v1", cpuset, "/", frozenset({"cpuset"})),
+                           CgroupMount("v1", cpu, "/", frozenset({"cpu"}))), None)
+    probe = FsCgroupProbe(FsCgroupBackend(mounts=mounts, root=tmp_path), cgroup_root=root)
+    assert probe.pod_cgroup("uid-1") == expected
+    assert probe.pod_cgroup("../uid-1") is None

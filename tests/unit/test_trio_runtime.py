@@ -21,6 +21,7 @@ from shim.messages import (
     ContainerCreated,
     Message,
     Rejected,
+    RemoveContainer,
     RemovePod,
 )
 from shim.runtime import ActorError, Bus, BusError, Delivery, Recorder, TraceHeader, parse_trace, replay
@@ -137,6 +138,34 @@ def test_blocking_declarations() -> None:
     runtime = TrioRuntime([gate, wrapped, ToyArbiter(), Sink()], blocking_names=["sink"])
     assert runtime.runs_in_thread("gate") and runtime.runs_in_thread("memory") and runtime.runs_in_thread("sink")
     assert not runtime.runs_in_thread("arbiter")
+
+
+class ThreadNoting:
+    """Notes the thread each message type was handled in; only RemovePod is declared blocking."""
+
+    name = "noting"
+    blocking_messages = (RemovePod,)
+
+    def __init__(self) -> None:
+        self.threads: dict[str, int] = {}
+
+    def handle(self, message: Message) -> list[Envelope]:
+        self.threads[type(message).__name__] = threading.get_ident()
+        return []
+
+
+async def test_only_the_declared_blocking_messages_go_to_a_thread() -> None:
+    noting = ThreadNoting()
+    runtime = TrioRuntime([noting], blocking_names=["noting"])
+    assert runtime.runs_in_thread("noting", RemovePod(pod_uid="a"))
+    assert not runtime.runs_in_thread("noting", RemoveContainer(pod_uid="a", container="c"))
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.run)
+        await runtime.submit(Envelope(to="noting", message=RemovePod(pod_uid="a")))
+        await runtime.submit(Envelope(to="noting", message=RemoveContainer(pod_uid="a", container="c")))
+        runtime.close()
+    loop = threading.get_ident()
+    assert noting.threads["RemoveContainer"] == loop and noting.threads["RemovePod"] != loop
 
 
 async def wait_for(event: threading.Event) -> None:
