@@ -7,7 +7,6 @@ kubelet's ``Quantity.MilliValue()`` / ``Value()`` do.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
@@ -283,6 +282,8 @@ def load_pods(text: str, *, source: str = "") -> list[Pod]:
     documents: list[Any]
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
+        import json  # here: the hook reads cached pods and never loads json's regular expressions
+
         try:
             documents = [json.loads(text)]
         except json.JSONDecodeError as err:

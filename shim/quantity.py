@@ -1,26 +1,32 @@
 """Kubernetes resource quantities ("500m", "4Gi", "1e3", "1.5") as exact numbers.
 
-Quantities are parsed to a Fraction, then rounded up like the Go resource.Quantity's Value()
-and MilliValue(): CPU is kept in millicores, memory and huge pages in bytes.
+Quantities are parsed to an exact ratio of integers, then rounded up like the Go
+resource.Quantity's Value() and MilliValue(): CPU is kept in millicores, memory and huge pages
+in bytes. (Integers rather than a Fraction: the fractions module costs the OCI hook, which parses
+its configuration's quantities on every container start, a few milliseconds to import.)
 """
 
 from __future__ import annotations
 
 import re
-from fractions import Fraction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 _BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+# (numerator, denominator) of each decimal suffix
 _DECIMAL = {
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 10**3),
-    "": Fraction(1),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
+    "n": (1, 10**9),
+    "u": (1, 10**6),
+    "m": (1, 10**3),
+    "": (1, 1),
+    "k": (10**3, 1),
+    "M": (10**6, 1),
+    "G": (10**9, 1),
+    "T": (10**12, 1),
+    "P": (10**15, 1),
+    "E": (10**18, 1),
 }
 _GRAMMAR = re.compile(
     r"(?P<sign>[+-]?)(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?"
@@ -35,8 +41,10 @@ class QuantityError(ValueError):
     """A string that is not a Kubernetes quantity."""
 
 
-def parse_quantity(text: str | int | float) -> Fraction:
-    """The exact value of a quantity (a string, or a bare YAML number); QuantityError otherwise."""
+def exact_quantity(text: str | int | float) -> tuple[int, int]:
+    """The exact value of a quantity (a string, or a bare YAML number) as ``(numerator,
+    denominator)`` with a positive denominator (not necessarily in lowest terms);
+    QuantityError otherwise."""
     if isinstance(text, bool) or not isinstance(text, str | int | float):
         raise QuantityError(f"quantity must be a string or number, got {text!r}")
     if not isinstance(text, str):
@@ -45,26 +53,41 @@ def parse_quantity(text: str | int | float) -> Fraction:
     if match is None or (not match["int"] and not match["frac"]):
         raise QuantityError(f"quantities must match the regular expression {_K8S_FORMAT}: {text!r}")
     digits = (match["int"] or "") + (match["frac"] or "")
-    value = Fraction(int(digits or "0"), 10 ** len(match["frac"] or ""))
+    numerator, denominator = int(digits or "0"), 10 ** len(match["frac"] or "")
     if match["exp"] is not None:
-        value *= Fraction(10) ** int(match["exp"][1:])
+        exponent = int(match["exp"][1:])
+        if exponent >= 0:
+            numerator *= 10**exponent
+        else:
+            denominator *= 10**-exponent
+    elif match["suffix"] in _BINARY:
+        numerator *= _BINARY[match["suffix"]]
     else:
-        value *= _BINARY.get(match["suffix"]) or _DECIMAL[match["suffix"]]
-    return -value if match["sign"] == "-" else value
+        scale, divide = _DECIMAL[match["suffix"]]
+        numerator, denominator = numerator * scale, denominator * divide
+    return (-numerator if match["sign"] == "-" else numerator), denominator
 
 
-def _ceil(value: Fraction) -> int:
-    return -((-value.numerator) // value.denominator)
+def parse_quantity(text: str | int | float) -> Fraction:
+    """The exact value of a quantity as a Fraction; QuantityError for anything else."""
+    from fractions import Fraction
+
+    return Fraction(*exact_quantity(text))
+
+
+def _ceil(numerator: int, denominator: int) -> int:
+    return -((-numerator) // denominator)
 
 
 def value(text: str | int | float) -> int:
     """The quantity rounded up to a whole number (Go's Quantity.Value())."""
-    return _ceil(parse_quantity(text))
+    return _ceil(*exact_quantity(text))
 
 
 def milli_value(text: str | int | float) -> int:
     """The quantity in thousandths, rounded up (Go's Quantity.MilliValue())."""
-    return _ceil(parse_quantity(text) * 1000)
+    numerator, denominator = exact_quantity(text)
+    return _ceil(numerator * 1000, denominator)
 
 
 def format_bytes(count: int) -> str:

@@ -173,7 +173,9 @@ class Daemon:
         self.stop_requested.set()
 
     # --- operations (the socket, the pod watcher and the hook events use them) ---------------
-    async def admit(self, pod: Pod, *, source: str = "socket") -> Admitted | Rejected:
+    async def admit(self, pod: Pod, *, source: str = "socket", save: bool = True) -> Admitted | Rejected:
+        """Admit ``pod`` and record it in the registry; ``save=False`` leaves writing the
+        registry to the caller (a hook event records its container too, and writes once)."""
         begin = time.perf_counter()
         self._admitting[pod.uid] = self._admitting.get(pod.uid, 0) + 1
         try:
@@ -205,7 +207,8 @@ class Daemon:
             self.metrics.observe_admission(outcome, duration_ms)
         if self.decisions is not None:
             self.decisions.decision(outcome, duration_ms, source=source)
-        await self.save_registry()
+        if save:
+            await self.save_registry()
         self.reconciler.wake()  # the shared pool may have shrunk
         return outcome
 
@@ -437,14 +440,18 @@ class Daemon:
                 return _skipped(f"pod {pod_uid} is not known to podshim")
             if not any(c.name == container for c in pod.all_containers()):
                 return _skipped(f"container {container!r} is not in pod {pod_uid}")
-            outcome = await self.admit(pod, source="hook")
+            # The registry is written once, with the container's record below (or by remove()
+            # when the container cannot be pinned): one fsync fewer on every container start.
+            outcome = await self.admit(pod, source="hook", save=False)
             if given is None and isinstance(outcome, Admitted):
                 self._mark_pod_dir(pod_uid, True)  # its spec came from a --pod-dir file
             if isinstance(outcome, Rejected):
+                await self.save_registry()
                 return Ok(result={"action": "rejected", "pod_uid": pod_uid, "container": container,
                                   "reason": outcome.reason, "message": outcome.message})
         assignment = self._assignment(pod_uid, container)
         if assignment is None:
+            await self.save_registry()
             return _skipped(f"container {container!r} is not in pod {pod_uid}")
         created = ContainerCreated(pod_uid=pod_uid, container=container, cgroup=cgroup, pid=pid)
         applied = await self.runtime.request(created, (Applied, ApplyFailed), to=self.arbiter)

@@ -11,7 +11,6 @@ so a misspelt key never silently changes a placement.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +203,8 @@ def to_data(topology: Topology) -> dict[str, Any]:
 
 def dumps_topology(topology: Topology) -> str:
     """Deterministic JSON text: one cpu, node or device per line, so files diff well."""
+    import json  # here: the hook reads topologies, and json's import compiles regular expressions
+
     data = to_data(topology)
     lines = ["{"]
     keys = list(data)

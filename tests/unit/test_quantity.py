@@ -5,6 +5,8 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from shim.quantity import QuantityError, format_bytes, milli_value, parse_quantity, value
 
@@ -52,3 +54,41 @@ def test_format_bytes() -> None:
     assert format_bytes(1536 * 2**20) == "1536Mi"
     assert format_bytes(12) == "12"
     assert format_bytes(0) == "0"
+
+
+QUANTITY_TEXT = st.builds(
+    lambda sign, whole, frac, tail: f"{sign}{whole}{frac}{tail}",
+    st.sampled_from(["", "+", "-"]),
+    st.text("0123456789", min_size=1, max_size=12),
+    st.one_of(st.just(""), st.text("0123456789", max_size=10).map(lambda digits: f".{digits}")),
+    st.one_of(
+        st.sampled_from(["", "n", "u", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"]),
+        st.integers(-20, 20).map(lambda exponent: f"e{exponent}"),
+    ),
+)
+
+
+def _reference_ceil(value: Fraction) -> int:
+    return -((-value.numerator) // value.denominator)
+
+
+@given(QUANTITY_TEXT)
+def test_integer_arithmetic_rounds_as_exact_fractions_do(text: str) -> None:
+    # The reference: the decimal mantissa and the suffix's multiplier as Fractions.
+    exact = parse_quantity(text)
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    suffix = next((s for s in ("Ki", "Mi", "Gi", "Ti", "Pi", "Ei", *"numkMGTPE") if body.endswith(s)), "")
+    mantissa = body[: len(body) - len(suffix)]
+    if "e" in mantissa:
+        mantissa, exponent = mantissa.split("e")
+        multiplier = Fraction(10) ** int(exponent)
+    else:
+        binary = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+        decimal = dict(zip("numkMGTPE", (-9, -6, -3, 3, 6, 9, 12, 15, 18), strict=True))
+        multiplier = Fraction(binary[suffix]) if suffix in binary else Fraction(10) ** decimal.get(suffix, 0)
+    whole, _, frac = mantissa.partition(".")
+    expected = sign * Fraction(int(whole + frac), 10 ** len(frac)) * multiplier
+    assert exact == expected
+    assert value(text) == _reference_ceil(expected)
+    assert milli_value(text) == _reference_ceil(expected * 1000)
