@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from typing import Any, Literal, TypeAlias
 
 import msgspec
@@ -36,7 +36,7 @@ from shim.cpuset import CPUSet
 from shim.pod import ContainerKind, Pod
 from shim.topology.model import CPUInfo, CPUTopology, Device, NUMANode, Topology
 from shim.topology_manager.bitmask import Bitmask
-from shim.topology_manager.hint import TopologyHint
+from shim.topology_manager.hint import FrozenHints, TopologyHint
 from shim.topology_manager.hint_set import SupersetHints
 
 Isolation = Literal["container", "pod", "host"]
@@ -101,6 +101,14 @@ class _ByIdentity:
             self._kept.clear()
         self._kept[id(key)] = key
         self.values[id(key)] = value
+
+    def put_many(self, keys: list[object], values: list[Any]) -> None:
+        if len(self._kept) + len(keys) > _CACHE_LIMIT:
+            self.values.clear()
+            self._kept.clear()
+        ids = list(map(id, keys))
+        self._kept.update(zip(ids, keys, strict=True))
+        self.values.update(zip(ids, values, strict=True))
 
 
 _wire_by_hint = _ByIdentity()
@@ -189,16 +197,101 @@ def _any_none(values: list[Any]) -> bool:
     return any(map(operator.is_, values, repeat(None)))
 
 
+class _Recent:
+    """The last few whole hint lists converted, by identity, both ways: a provider hands out the
+    same :class:`FrozenHints` for equal answers, and the arbiter receives the very wire tuple
+    made from it, so neither side converts tens of thousands of hints again. Only immutable
+    keys are used (FrozenHints, tuples of wires), so an entry can never go stale."""
+
+    LIMIT = 8
+
+    def __init__(self) -> None:
+        self.values = _ByIdentity()
+        self.size = 0
+
+    def get(self, key: object) -> Any:
+        return self.values.get(key)
+
+    def put(self, key: object, value: Any) -> None:
+        if self.size >= self.LIMIT:
+            self.values = _ByIdentity()
+            self.size = 0
+        self.values.put(key, value)
+        self.size += 1
+
+
+_recent_wires = _Recent()  # FrozenHints -> tuple of wires
+_recent_hints = _Recent()  # tuple of wires -> FrozenHints
+
+
 def _wires_of(hints: Sequence[TopologyHint]) -> tuple[HintWire, ...]:
+    if type(hints) is not FrozenHints:
+        return _convert_to_wires(hints)
+    wires: tuple[HintWire, ...] | None = _recent_wires.get(hints)
+    if wires is None:
+        wires = _convert_to_wires(hints) if hints.segments is None else _segment_wires(hints.segments)
+        _recent_wires.put(hints, wires)
+        _recent_hints.put(wires, hints)
+    return wires
+
+
+def _hints_of(wires: tuple[HintWire, ...]) -> list[TopologyHint]:
+    hints: FrozenHints | None = _recent_hints.get(wires)
+    if hints is None:
+        hints = FrozenHints(_convert_to_hints(wires))
+        _recent_hints.put(wires, hints)
+    return hints
+
+
+def _segment_wires(segments: Iterable[tuple[bool, Sequence[int]]]) -> tuple[HintWire, ...]:
+    """The wires of a FrozenHints given by its mask segments, looked up by mask value (small int
+    keys: far cheaper than identity lookups of tens of thousands of hint objects)."""
+    parts: list[list[HintWire]] = []
+    for preferred, masks in segments:
+        table = _wires[preferred]
+        found: list[HintWire | None] = list(map(table.get, masks))
+        if _any_none(found):
+            for index, wire in enumerate(found):
+                if wire is None:
+                    value = masks[index]
+                    found[index] = _bounded(table)[value] = HintWire(numa=_ids(value), preferred=preferred)
+        parts.append(found)  # type: ignore[arg-type]  # no None left
+    return tuple(chain.from_iterable(parts))
+
+
+def _convert_to_wires(hints: Sequence[TopologyHint]) -> tuple[HintWire, ...]:
     found = _wire_by_hint.get_many(hints)
     if _any_none(found):
-        for index, wire in enumerate(found):
-            if wire is None:
-                found[index] = _wire_of(hints[index])
+        _fill_wires(hints, found)
     return tuple(found)
 
 
-def _hints_of(wires: Sequence[HintWire]) -> list[TopologyHint]:
+def _fill_wires(hints: Sequence[TopologyHint], found: list[HintWire | None]) -> None:
+    """``_wire_of`` for every hint whose slot in ``found`` is None, with the caches updated in
+    bulk: a list seen for the first time (a 16-node machine's 65,535 hints) costs one pass."""
+    missing = [index for index, wire in enumerate(found) if wire is None]
+    sources = [hints[index] for index in missing]
+    made: list[HintWire] = []
+    made_for: list[TopologyHint] = []
+    for index, hint in zip(missing, sources, strict=True):
+        preferred = bool(hint.preferred)
+        if hint.affinity is None:
+            found[index] = _ANY_WIRES[preferred]
+            continue
+        value = hint.affinity.value
+        table = _wires[preferred]
+        wire = table.get(value)
+        if wire is None:
+            wire = HintWire(numa=_ids(value), preferred=preferred)
+            _bounded(table)[value] = wire
+            made.append(wire)
+            made_for.append(hint)
+        found[index] = wire
+    _hint_by_wire.put_many(list(made), made_for)
+    _wire_by_hint.put_many(list(sources), [found[index] for index in missing])
+
+
+def _convert_to_hints(wires: Sequence[HintWire]) -> list[TopologyHint]:
     found = _hint_by_wire.get_many(wires)
     if _any_none(found):
         for index, hint in enumerate(found):

@@ -27,6 +27,7 @@ class CPUManager(PolicyManager[CPUState]):
         self.static_policy = policy
         self.shared_cpus = shared_cpus
         self.pod_level_gate = pod_level_gate
+        self._encode_cache = checkpoint.EncodeCache()
 
     @property
     def policy_name(self) -> str:
@@ -66,4 +67,6 @@ class CPUManager(PolicyManager[CPUState]):
             self.state.default_cpuset = self.state.default_cpuset | bubble
 
     def encode_state(self) -> str:
-        return checkpoint.encode(self.state, self.policy_name, pod_level_gate=self.pod_level_gate)
+        return checkpoint.encode(
+            self.state, self.policy_name, pod_level_gate=self.pod_level_gate, cache=self._encode_cache
+        )

@@ -26,6 +26,7 @@ class MemoryManager(PolicyManager[MemoryState]):
         self.static_policy = policy
         self.allowed_mems = allowed_mems
         self.pod_level_gate = pod_level_gate
+        self._encode_cache = checkpoint.EncodeCache()
 
     @property
     def policy_name(self) -> str:
@@ -57,4 +58,6 @@ class MemoryManager(PolicyManager[MemoryState]):
             self.static_policy.remove_container(self.state, pod_uid, container)
 
     def encode_state(self) -> str:
-        return checkpoint.encode(self.state, self.policy_name, pod_level_gate=self.pod_level_gate)
+        return checkpoint.encode(
+            self.state, self.policy_name, pod_level_gate=self.pod_level_gate, cache=self._encode_cache
+        )

@@ -13,7 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from shim.checkpoint.gojson import GoCustom, GoInt, GoMap, GoPtr, GoSlice, GoString, GoStruct, GoType, GoUint
+from shim.checkpoint.gojson import (
+    Encoded,
+    GoCustom,
+    GoInt,
+    GoMap,
+    GoPtr,
+    GoSlice,
+    GoString,
+    GoStruct,
+    GoType,
+    GoUint,
+)
 
 
 def dump_for_hash(value: Any, typ: GoStruct) -> str:
@@ -72,10 +83,19 @@ def _map(prefix: str, key_text: Formatter, elem: Formatter) -> Formatter:
     def dump_map(value: Any) -> str:
         if value is None:
             return prefix + "<nil>"
-        members = " ".join([key_text(key) + ":" + elem(value[key]) for key in sorted(value, key=_sort_key)])
+        members = " ".join([key_text(key) + ":" + _member(elem, value[key]) for key in sorted(value, key=_sort_key)])
         return prefix + "map[" + members + "]"
 
     return dump_map
+
+
+def _member(elem: Formatter, item: Any) -> str:
+    # A map element given already encoded (gojson.Encoded) carries its dump as well.
+    if type(item) is Encoded:
+        if item.dump is None:
+            raise ValueError("an encoded map element without its dump cannot be hashed")
+        return item.dump
+    return elem(item)
 
 
 def _slice(prefix: str, elem: Formatter) -> Formatter:

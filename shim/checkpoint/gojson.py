@@ -616,15 +616,19 @@ def quote(text: str) -> str:
 
 
 class Encoded:
-    """A struct field value already marshalled for its type: lets two documents share one
-    encoding of a large member (a checkpoint's data object and its top level carry the same
-    machine state and entries). ``empty`` is what ``omitempty`` would have found."""
+    """A value already marshalled for its type, in place of the value: as a struct field it lets
+    two documents share one encoding of a large member (a checkpoint's data object and its top
+    level carry the same machine state and entries); as a map element it lets a writer keep the
+    text of members that did not change since its last write. ``empty`` is what ``omitempty``
+    would have found; ``dump`` is the value's go-spew text without its type (see
+    :mod:`shim.checkpoint.godump`), for a map element that is also hashed."""
 
-    __slots__ = ("empty", "text")
+    __slots__ = ("dump", "empty", "text")
 
-    def __init__(self, text: str, *, empty: bool) -> None:
+    def __init__(self, text: str, *, empty: bool, dump: str | None = None) -> None:
         self.text = text
         self.empty = empty
+        self.dump = dump
 
 
 def marshal(value: Any, typ: GoType) -> str:
@@ -706,9 +710,13 @@ def _map_encoder(inner: Encoder) -> Encoder:
         # Go sorts the keys' text bytewise; UTF-8 (surrogates included, as surrogatepass writes
         # them) orders like code points, so a plain str sort is the same order.
         members = sorted([(str(key), item) for key, item in value.items()], key=_first)
-        return "{" + ",".join([quote(key) + ":" + inner(item) for key, item in members]) + "}"
+        return "{" + ",".join([quote(key) + ":" + _member(inner, item) for key, item in members]) + "}"
 
     return encode_map
+
+
+def _member(inner: Encoder, item: Any) -> str:
+    return item.text if type(item) is Encoded else inner(item)
 
 
 def _emptiness(typ: GoType) -> Callable[[Any], bool] | None:

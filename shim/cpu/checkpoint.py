@@ -30,6 +30,7 @@ from shim.checkpoint.gojson import (
 from shim.checkpoint.gojson import (
     decode as go_decode,
 )
+from shim.checkpoint.members import MemberCache
 from shim.cpu.state import CPUState
 from shim.cpuset import CPUSet, CPUSetParseError
 
@@ -37,6 +38,7 @@ __all__ = [
     "DEFAULT_PATH",
     "FORMATS",
     "CheckpointError",
+    "EncodeCache",
     "checksum",
     "data_checksum",
     "decode",
@@ -258,14 +260,16 @@ def restore(
 # Writing
 
 
-def _legacy_value(state: CPUState, policy_name: str, typ: GoStruct, *, pod_level_gate: bool = True) -> dict[str, Any]:
+def _legacy_value(
+    state: CPUState, policy_name: str, typ: GoStruct, *, pod_level_gate: bool = True, entries: bool = True
+) -> dict[str, Any]:
+    """The struct's Go value; ``entries`` False leaves ``Entries`` empty (the caller fills it)."""
     value: dict[str, Any] = {
         "PolicyName": policy_name,
         "DefaultCPUSet": _text(state.default_cpuset),
-        "Entries": {
-            pod: {name: _text(cpus) for name, cpus in containers.items()}
-            for pod, containers in state.assignments.items()
-        },
+        "Entries": (
+            {pod: _go_containers(containers) for pod, containers in state.assignments.items()} if entries else {}
+        ),
         "Checksum": 0,
     }
     if any(f.go_name == "PodEntries" for f in typ.fields):
@@ -273,12 +277,47 @@ def _legacy_value(state: CPUState, policy_name: str, typ: GoStruct, *, pod_level
     return value
 
 
-def encode(state: CPUState, policy_name: str, *, format: str = "v4", pod_level_gate: bool = True) -> str:
+def _go_containers(containers: dict[str, CPUSet]) -> dict[str, str]:
+    return {name: _text(cpus) for name, cpus in containers.items()}
+
+
+class EncodeCache:
+    """What one manager's V4 checkpoint writes can share: the JSON text of each pod's entries,
+    reused while unchanged (a decision changes one pod; the others are copied as text). The
+    output is the same with or without it."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self) -> None:
+        self.entries = MemberCache(_ENTRIES.elem, dump=False)
+
+    def encoded_entries(self, state: CPUState) -> dict[str, Any]:
+        entries = {
+            pod: self.entries.get(
+                pod, tuple([(name, cpus.mask) for name, cpus in containers.items()]), _go_containers, containers
+            )
+            for pod, containers in state.assignments.items()
+        }
+        self.entries.keep_only(entries)
+        return entries
+
+
+def encode(
+    state: CPUState,
+    policy_name: str,
+    *,
+    format: str = "v4",
+    pod_level_gate: bool = True,
+    cache: EncodeCache | None = None,
+) -> str:
     """The file the kubelet writes for ``state``: ``v4`` (default, dual checksum), ``v3`` or
     ``v2`` (legacy checksum under the legacy struct name). Pod entries are written only when
-    ``pod_level_gate`` is on (never in ``v2``)."""
+    ``pod_level_gate`` is on (never in ``v2``). ``cache`` (one per writer, V4 only) lets
+    successive writes reuse the text of unchanged pods."""
     if format == "v4":
-        data = _legacy_value(state, policy_name, _V3, pod_level_gate=pod_level_gate)
+        data = _legacy_value(state, policy_name, _V3, pod_level_gate=pod_level_gate, entries=cache is None)
+        if cache is not None:
+            data["Entries"] = cache.encoded_entries(state)
         del data["Checksum"]
         # The data object and the top level carry the same entries: encode them once.
         data["Entries"] = Encoded(marshal(data["Entries"], _ENTRIES), empty=not data["Entries"])

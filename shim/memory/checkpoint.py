@@ -29,12 +29,14 @@ from shim.checkpoint.gojson import (
     marshal,
     unmarshal,
 )
+from shim.checkpoint.members import MemberCache
 from shim.memory.state import Block, MemoryState, MemoryTable, NUMANodeState
 
 __all__ = [
     "DEFAULT_PATH",
     "FORMATS",
     "CheckpointError",
+    "EncodeCache",
     "checksum",
     "data_checksum",
     "decode",
@@ -231,47 +233,118 @@ def _go_blocks(blocks: list[Block]) -> list[dict[str, Any]]:
     return [{"NUMAAffinity": b.numa_affinity, "Type": b.type, "Size": b.size} for b in blocks]
 
 
-def _go_value(state: MemoryState, policy_name: str, *, with_pod_entries: bool) -> dict[str, Any]:
-    machine = {
-        number: {
-            "NumberOfAssignments": node.number_of_assignments,
-            "MemoryMap": {
-                resource: {
-                    "TotalMemSize": t.total,
-                    "SystemReserved": t.system_reserved,
-                    "Allocatable": t.allocatable,
-                    "Reserved": t.reserved,
-                    "Free": t.free,
-                }
-                for resource, t in node.memory_map.items()
-            },
-            "Cells": node.cells,
-        }
-        for number, node in state.machine_state.items()
-    }
-    value: dict[str, Any] = {
-        "PolicyName": policy_name,
-        "MachineState": machine,
-        "Entries": {
-            pod: {name: _go_blocks(blocks) for name, blocks in containers.items()}
-            for pod, containers in state.assignments.items()
+def _go_node(node: NUMANodeState) -> dict[str, Any]:
+    return {
+        "NumberOfAssignments": node.number_of_assignments,
+        "MemoryMap": {
+            resource: {
+                "TotalMemSize": t.total,
+                "SystemReserved": t.system_reserved,
+                "Allocatable": t.allocatable,
+                "Reserved": t.reserved,
+                "Free": t.free,
+            }
+            for resource, t in node.memory_map.items()
         },
+        "Cells": node.cells,
     }
+
+
+def _go_containers(containers: dict[str, list[Block]]) -> dict[str, Any]:
+    return {name: _go_blocks(blocks) for name, blocks in containers.items()}
+
+
+def _go_pod_entry(blocks: list[Block]) -> dict[str, Any]:
     # An empty pod entry is written as {} and reads back with nil blocks: hash it as nil too, or
     # the V2 checksum of our own file would not verify (the kubelet has that flaw).
-    value["PodEntries"] = (
-        {pod: {"MemoryBlocks": _go_blocks(blocks) or None} for pod, blocks in state.pod_entries.items()}
+    return {"MemoryBlocks": _go_blocks(blocks) or None}
+
+
+def _blocks_key(blocks: list[Block]) -> tuple[Any, ...]:
+    # None (Go's nil slice) and [] are written differently, so they are different keys.
+    return tuple([(None if b.numa_affinity is None else tuple(b.numa_affinity), b.type, b.size) for b in blocks])
+
+
+def _node_key(node: NUMANodeState) -> tuple[Any, ...]:
+    tables = tuple(
+        (name, t.total, t.system_reserved, t.allocatable, t.reserved, t.free) for name, t in node.memory_map.items()
+    )
+    return (node.number_of_assignments, tables, None if node.cells is None else tuple(node.cells))
+
+
+class EncodeCache:
+    """What one manager's checkpoint writes can share: the text of each pod's entries and each
+    node's state, reused while unchanged (a decision changes one pod and a few nodes; the others,
+    tens to hundreds of pods, are copied as text). The output is the same with or without it."""
+
+    __slots__ = ("entries", "nodes", "pod_entries")
+
+    def __init__(self) -> None:
+        self.nodes = MemberCache(_MACHINE.elem)
+        self.entries = MemberCache(_ENTRIES.elem)
+        self.pod_entries = MemberCache(_POD_ENTRIES.elem)
+
+
+def _cached_value(
+    state: MemoryState, policy_name: str, cache: EncodeCache, *, with_pod_entries: bool
+) -> dict[str, Any]:
+    """:func:`_go_value` with every map element given as its cached encoded text."""
+    machine = {
+        number: cache.nodes.get(number, _node_key(node), _go_node, node)
+        for number, node in state.machine_state.items()
+    }
+    entries = {
+        pod: cache.entries.get(
+            pod,
+            tuple([(name, _blocks_key(blocks)) for name, blocks in containers.items()]),
+            _go_containers,
+            containers,
+        )
+        for pod, containers in state.assignments.items()
+    }
+    pod_entries = (
+        {
+            pod: cache.pod_entries.get(pod, _blocks_key(blocks), _go_pod_entry, blocks)
+            for pod, blocks in state.pod_entries.items()
+        }
         if with_pod_entries
         else {}
+    )
+    cache.nodes.keep_only(machine)
+    cache.entries.keep_only(entries)
+    cache.pod_entries.keep_only(pod_entries)
+    return {"PolicyName": policy_name, "MachineState": machine, "Entries": entries, "PodEntries": pod_entries}
+
+
+def _go_value(state: MemoryState, policy_name: str, *, with_pod_entries: bool) -> dict[str, Any]:
+    value: dict[str, Any] = {
+        "PolicyName": policy_name,
+        "MachineState": {number: _go_node(node) for number, node in state.machine_state.items()},
+        "Entries": {
+pod: _go_containers(containers) for pod, containers in state.assignments.items()},
+    }
+    value["PodEntries"] = (
+        {pod: _go_pod_entry(blocks) for pod, blocks in state.pod_entries.items()} if with_pod_entries else {}
     )
     return value
 
 
-def encode(state: MemoryState, policy_name: str, *, format: str = "v3", pod_level_gate: bool = True) -> str:
+def encode(
+    state: MemoryState,
+    policy_name: str,
+    *,
+    format: str = "v3",
+    pod_level_gate: bool = True,
+    cache: EncodeCache | None = None,
+) -> str:
     """The file the kubelet writes for ``state``: ``v3`` (1.37+, default), ``v2`` (1.36 with the
-    gate on) or ``v1``. Pod entries are written only when ``pod_level_gate`` is on (never in v1)."""
+    gate on) or ``v1``. Pod entries are written only when ``pod_level_gate`` is on (never in v1).
+    ``cache`` (one per writer) lets successive writes reuse the text of unchanged members."""
     if format == "v3":
-        data = _go_value(state, policy_name, with_pod_entries=pod_level_gate)
+        if cache is None:
+            data = _go_value(state, policy_name, with_pod_entries=pod_level_gate)
+        else:
+            data = _cached_value(state, policy_name, cache, with_pod_entries=pod_level_gate)
         legacy = {"PolicyName": policy_name, "MachineState": data["MachineState"], "Entries": data["Entries"]}
         checksum = _legacy_sum(legacy, _V1, _LEGACY_NAME)
         # The data object and the top level carry the same machine state and entries: encode

@@ -8,21 +8,24 @@ those combinations (and of their interned hints) is reused instead of testing ea
 
 The first call on a machine builds those lists (65,535 hint objects on 16 nodes); they are built
 in bulk, with C-level loops only, and :meth:`HintCache.warm` lets the policy build them when it
-starts, so that no admission pays for them.
+starts, so that no admission pays for them. Equal answers are one shared, unchangeable list
+(:class:`FrozenHints`, with its masks by segment), so that sending it to the topology manager and
+merging it costs next to nothing after the first time.
 """
 
 from __future__ import annotations
 
 import bisect
 import gc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, repeat
+from operator import is_
 from types import MemberDescriptorType
 
 from shim.memory.state import MEMORY, Block, MachineState
 from shim.topology_manager.bitmask import MAX_BITS, Bitmask
-from shim.topology_manager.hint import TopologyHint
+from shim.topology_manager.hint import FrozenHints, TopologyHint
 
 Hints = dict[str, list[TopologyHint]]
 # mask value -> resource -> bytes that this pod's finished init containers left on exactly that mask
@@ -96,9 +99,13 @@ class _Interned(dict[int, TopologyHint]):
             created = new_hints(masks, self.preferred)
             self.update(zip(masks, created, strict=True))
             return created
+        # One C-level pass when every hint exists (the usual case once warm: a pool change on
+        # 16 nodes asks for tens of thousands); a Python-level scan only when some are missing.
+        found = list(map(self.get, masks))
+        if not any(map(is_, found, repeat(None))):
+            return found  # type: ignore[return-value]  # no None in it
         missing = [mask for mask in masks if mask not in self]
-        if missing:
-            self.update(zip(missing, new_hints(missing, self.preferred), strict=True))
+        self.update(zip(missing, new_hints(missing, self.preferred), strict=True))
         return list(map(self.__getitem__, masks))
 
 
@@ -113,12 +120,14 @@ class HintCache:
     combinations of a whole machine are kept; those of a sub-pool (the machine's unused nodes)
     are filtered from them, in the same order, and the last ``max_pools`` pools are kept."""
 
-    def __init__(self, max_pools: int = 16) -> None:
+    def __init__(self, max_pools: int = 16, max_results: int = 8) -> None:
         self.max_pools = max_pools
+        self.max_results = max_results
         self._machines: dict[tuple[int, ...], dict[int, list[int]]] = {}
         self._pools: dict[tuple[tuple[int, ...], int], list[int]] = {}
         self._hint_lists: dict[tuple[tuple[int, ...], int, bool], list[TopologyHint]] = {}
         self._interned = {True: _Interned(True), False: _Interned(False)}
+        self._results: dict[tuple[object, ...], FrozenHints] = {}
 
     def _machine_combos(self, universe: tuple[int, ...], size: int) -> list[int]:
         per_size = self._machines.setdefault(universe, {})
@@ -162,6 +171,17 @@ class HintCache:
         self.hints(singles, False)
         for size in range(2, len(universe) + 1):
             self.hint_list(universe, size, False, universe)
+
+    def result(self, key: tuple[object, ...], build: Callable[[], FrozenHints]) -> FrozenHints:
+        """The whole hint list of a mask table, one shared object per distinct table (the last
+        ``max_results`` are kept): equal answers are the same object, so the wire conversions
+        and the merge can reuse what they derived from it."""
+        found = self._results.get(key)
+        if found is None:
+            if len(self._results) >= self.max_results:
+                self._results.clear()
+            found = self._results[key] = build()
+        return found
 
     def hint_list(
         self, pool: tuple[int, ...], size: int, preferred: bool, universe: tuple[int, ...]
@@ -317,18 +337,38 @@ def passing_masks(
 
 
 def hints_from_table(table: MaskTable, requests: Mapping[str, int], cache: HintCache) -> Hints:
-    """The kubelet's result: the same hint list for every requested resource (empty map when no mask fits)."""
-    found: list[TopologyHint] = []
-    for size, chunk in enumerate(table.by_size):
-        preferred = size == table.min_size
-        pool = table.pools[size]
-        if pool is not None:
-            found.extend(cache.hint_list(pool, size, preferred, table.universe))
-        else:
-            found.extend(cache.hints(chunk, preferred))
-    if not found:
+    """The kubelet's result: the same hint list for every requested resource (empty map when no
+    mask fits). The lists are :class:`FrozenHints`, shared by every equal result."""
+    if not any(table.by_size):
         return {}
-    return {name: list(found) for name in requests}
+    # A size's masks are named by their pool when they are all its combinations (a short key
+    # for the common case), else listed.
+    key = (
+        table.min_size,
+        table.universe,
+        *(
+            (pool, size) if (pool := table.pools[size]) is not None else tuple(chunk)
+            for size, chunk in enumerate(table.by_size)
+        ),
+    )
+
+    def build() -> FrozenHints:
+        found: list[TopologyHint] = []
+        segments: list[tuple[bool, Sequence[int]]] = []
+        for size, chunk in enumerate(table.by_size):
+            if not chunk:
+                continue
+            preferred = size == table.min_size
+            pool = table.pools[size]
+            if pool is not None:
+                found.extend(cache.hint_list(pool, size, preferred, table.universe))
+            else:
+                found.extend(cache.hints(chunk, preferred))
+            segments.append((preferred, chunk))
+        return FrozenHints(found, tuple(segments))
+
+    shared = cache.result(key, build)
+    return {name: shared for name in requests}
 
 
 def calculate_hints(

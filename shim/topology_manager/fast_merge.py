@@ -37,14 +37,18 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import reduce
-from itertools import accumulate
+from itertools import accumulate, chain
 from operator import and_, not_, or_
 from typing import TypeAlias
 
 from shim.topology_manager.bitmask import Bitmask
-from shim.topology_manager.hint import TopologyHint
+from shim.topology_manager.hint import FrozenHints, TopologyHint
 from shim.topology_manager.hint_set import SupersetHints, maximal_masks, minimal_masks
 from shim.topology_manager.numa_info import MaskKey, NUMAInfo
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from shim.topology_manager.hint import Segments
 
 HintList: TypeAlias = Sequence[TopologyHint] | SupersetHints
 
@@ -182,9 +186,13 @@ class _ExplicitView(_View):
         self.hints = hints
         self._values: list[int] | None = None
         self._has_nil = False
+        self._preferred: tuple[set[int], bool] | None = None
+        self._restricted: dict[int, _ExplicitRestricted] = {}
 
     def values(self) -> list[int]:
         """The non-nil mask values (``_has_nil`` then says whether a nil one was skipped)."""
+        if self._values is None and self._segments() is not None:
+            self._values = list(chain.from_iterable(masks for _, masks in self._segments() or ()))
         if self._values is None:
             try:
                 self._values = [hint.affinity.value for hint in self.hints]  # type: ignore[union-attr]
@@ -193,15 +201,30 @@ class _ExplicitView(_View):
                 self._has_nil = True
         return self._values
 
+    def _segments(self) -> Segments | None:
+        return self.hints.segments if type(self.hints) is FrozenHints else None
+
     def preferred(self) -> tuple[set[int], bool]:
-        chosen = [hint.affinity for hint in self.hints if hint.preferred]
-        values = {affinity.value for affinity in chosen if affinity is not None}
-        return values, len(values) < len(chosen) and any(affinity is None for affinity in chosen)
+        segments = self._segments()
+        if self._preferred is None and segments is not None:
+            self._preferred = {mask for preferred, masks in segments if preferred for mask in masks}, False
+        if self._preferred is None:
+            chosen = [hint.affinity for hint in self.hints if hint.preferred]
+            values = {affinity.value for affinity in chosen if affinity is not None}
+            self._preferred = values, len(values) < len(chosen) and any(affinity is None for affinity in chosen)
+        # A copy: the caller may change it, and a shared view keeps its own.
+        return set(self._preferred[0]), self._preferred[1]
 
     def narrowest_count(self) -> int | None:
         return min(map(int.bit_count, self.values()), default=None)
 
     def restrict(self, default: int) -> _Restricted:
+        found = self._restricted.get(default)
+        if found is None:
+            found = self._restricted[default] = self._restrict(default)
+        return found
+
+    def _restrict(self, default: int) -> _ExplicitRestricted:
         values = self.values()
         masks = set(values)
         # Nodes outside the default affinity are cut; with the usual default (nodes 0..n-1) a
@@ -229,8 +252,27 @@ class _FamilyView(_View):
         return _FamilyRestricted(self.family, default)
 
 
+# The views of the last few FrozenHints lists merged, by identity (each entry keeps its list
+# alive, so its id is not reused): a provider gives the same FrozenHints for equal answers, and
+# the memory manager's may hold 2^16 hints whose values, preferred set and restriction are then
+# derived once. Views are read-only once built; only FrozenHints (immutable) are kept.
+_RECENT_VIEWS_LIMIT = 4
+_recent_views: dict[int, tuple[FrozenHints, _ExplicitView]] = {}
+
+
 def _view(hints: HintList) -> _View:
-    return _FamilyView(hints) if isinstance(hints, SupersetHints) else _ExplicitView(hints)
+    if isinstance(hints, SupersetHints):
+        return _FamilyView(hints)
+    if type(hints) is not FrozenHints:
+        return _ExplicitView(hints)
+    known = _recent_views.get(id(hints))
+    if known is not None and known[0] is hints:
+        return known[1]
+    if len(_recent_views) >= _RECENT_VIEWS_LIMIT:
+        _recent_views.clear()
+    view = _ExplicitView(hints)
+    _recent_views[id(hints)] = (hints, view)
+    return view
 
 
 # --- phase 1: preferred ---------------------------------------------------------------------
