@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import gc
 import logging
 import os
 import signal
@@ -786,6 +787,11 @@ def run(args: argparse.Namespace) -> int:
             watcher = PodWatcher(args.pod_dir, daemon, interval=args.pod_scan_interval)
         assert daemon.metrics is not None
         server = serve_metrics(daemon.metrics, *listen) if listen is not None else None
+        # What start-up built (the actors, the memory manager's hint tables: 65,535 hints a list
+        # on 16 NUMA nodes) lives as long as the daemon: left to the collector, every full
+        # collection would walk all of it again, tens of milliseconds in the middle of an
+        # admission.
+        gc.freeze()
         trio.run(functools.partial(run_daemon, daemon, args.socket, podwatch=watcher))
     except ActorError as err:
         raise RuntimeFailure(f"daemon stopped: {err}") from None

@@ -18,10 +18,11 @@ from __future__ import annotations
 import bisect
 import gc
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from itertools import combinations, repeat
 from operator import is_
 from types import MemberDescriptorType
+
+import msgspec
 
 from shim.memory.state import MEMORY, Block, MachineState
 from shim.topology_manager.bitmask import MAX_BITS, Bitmask
@@ -194,8 +195,8 @@ class HintCache:
         return found
 
 
-@dataclass
-class MaskTable:
+# A msgspec Struct, not a dataclass: the OCI hook imports this module on every container start.
+class MaskTable(msgspec.Struct):
     """The masks that pass calculate_hints' checks, by size (index = node count), and the width
     the kubelet prefers (``min_size``: fewest nodes whose *allocatable* memory holds the request).
 

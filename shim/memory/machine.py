@@ -7,12 +7,13 @@ Also the two primitive walks over a machine state that every allocation and rele
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from shim.memory.errors import ReservedMemoryError, StateValidationError
 from shim.memory.state import MEMORY, Block, MachineState, MemoryTable, NUMANodeState
-from shim.quantity import QuantityError, format_bytes, parse_quantity
+from shim.quantity import QuantityError, exact_quantity, format_bytes
 
 if TYPE_CHECKING:
     from shim.topology.model import Topology
@@ -30,13 +31,16 @@ def hugepage_resource_name(page_size_bytes: int) -> str:
     return HUGEPAGES_PREFIX + format_quantity(page_size_bytes, "BinarySI")
 
 
-@dataclass(frozen=True)
-class NodeMemory:
+# A msgspec Struct, not a dataclass: the OCI hook imports this module on every container start.
+class NodeMemory(msgspec.Struct, frozen=True):
     """One NUMA node's memory in bytes, and its huge pages: resource name → total bytes."""
 
     id: int
     memory: int
-    hugepages: dict[str, int] = field(default_factory=dict, hash=False)
+    hugepages: dict[str, int] = msgspec.field(default_factory=dict)
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.memory))  # the huge pages are left out, as the dataclass did
 
 
 def nodes_from_topology(topology: Topology) -> list[NodeMemory]:
@@ -126,12 +130,12 @@ def _quantity_format(text: Any) -> str:
 
 def _quantity_bytes(text: Any) -> int:
     try:
-        amount = parse_quantity(text)
+        numerator, denominator = exact_quantity(text)
     except QuantityError as err:
         raise ReservedMemoryError(str(err)) from None
-    if amount.denominator != 1:
+    if numerator % denominator:
         raise ReservedMemoryError("could not covert a variable of type Quantity to int64")
-    return int(amount)
+    return numerator // denominator
 
 
 def format_quantity(amount: int, fmt: str) -> str:

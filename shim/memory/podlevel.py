@@ -8,7 +8,8 @@ exceed its budget (which API validation normally prevents) behaves as in the kub
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+
+import msgspec
 
 from shim.memory.errors import EmptyPodSharedPoolError
 from shim.memory.requests import Gates, Requests, container_requests
@@ -65,8 +66,8 @@ def validate_pod_scope(pod: Pod, total: Requests, gates: Gates) -> None:
                 )
 
 
-@dataclass
-class Partition:
+# A msgspec Struct, not a dataclass: the OCI hook imports this module on every container start.
+class Partition(msgspec.Struct):
     """Exclusive blocks by container name, and the pod shared pool every other container gets."""
 
     exclusive: dict[str, list[Block]]

@@ -6,7 +6,8 @@ Sizes are bytes; the result maps ``memory`` / ``hugepages-<size>`` to amounts.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 from shim.memory.errors import MemoryManagerError
 from shim.memory.machine import is_memory_resource
@@ -21,8 +22,8 @@ DEFAULT_GATES = {POD_LEVEL_RESOURCES: True, POD_LEVEL_RESOURCE_MANAGERS: False}
 Requests = dict[str, int]
 
 
-@dataclass(frozen=True)
-class Gates:
+# A msgspec Struct, not a dataclass: the OCI hook imports this module on every container start.
+class Gates(msgspec.Struct, frozen=True):
     """The two feature gates the Memory manager reads."""
 
     pod_level_resources: bool = True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 from shim.topology_manager.hint import TopologyHint
 
@@ -39,8 +39,8 @@ class PodLevelTopologyAffinityError(TopologyAffinityError):
 POD_LEVEL_REJECTION = "pod with pod-level resources failed admission under pod-scope topology manager"
 
 
-@dataclass(frozen=True, slots=True)
-class AdmitResult:
+# A msgspec Struct, not a dataclass: the OCI hook imports this module on every container start.
+class AdmitResult(msgspec.Struct, frozen=True):
     """The kubelet's ``PodAdmitResult``, plus the merged hint when one was computed."""
 
     admit: bool

@@ -25,6 +25,10 @@ class Bitmask:
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError("Bitmask is immutable")
 
+    def __reduce__(self) -> tuple[type[Bitmask], tuple[int]]:
+        # copy and pickle would otherwise restore the slot with setattr, which is refused
+        return (Bitmask, (self.value,))
+
     @classmethod
     def of(cls, *bits: int) -> Bitmask:
         return cls.from_bits(bits)

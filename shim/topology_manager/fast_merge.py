@@ -35,11 +35,12 @@ and antichain tests go through :mod:`shim.topology_manager.antichain`, never pai
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from functools import reduce
 from itertools import accumulate, chain
 from operator import and_, not_, or_
 from typing import TypeAlias
+
+import msgspec
 
 from shim.topology_manager.bitmask import Bitmask
 from shim.topology_manager.hint import FrozenHints, TopologyHint
@@ -53,8 +54,8 @@ if TYPE_CHECKING:
 HintList: TypeAlias = Sequence[TopologyHint] | SupersetHints
 
 
-@dataclass
-class MergeStats:
+# A msgspec Struct, not a dataclass: the OCI hook imports this module on every container start.
+class MergeStats(msgspec.Struct):
     """How much work a merge did: masks compared in the preferred phase, candidate masks tested
     for achievability in the non-preferred phase."""
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from shim.topology_manager.bitmask import Bitmask
 
 TYPE_CHECKING = False
@@ -14,15 +12,47 @@ if TYPE_CHECKING:  # typing is not imported at run time (the OCI hook imports th
     Segments: TypeAlias = tuple[tuple[bool, Sequence[int]], ...]
 
 
-@dataclass(frozen=True, slots=True)
 class TopologyHint:
-    """The kubelet's TopologyHint. ``affinity=None`` means any node; an empty mask means none fits."""
+    """The kubelet's TopologyHint. ``affinity=None`` means any node; an empty mask means none fits.
 
-    affinity: Bitmask | None = None
-    preferred: bool = False
+    Immutable, compared and hashed by value like the frozen dataclass it was; written out rather
+    than generated because the OCI hook imports this module on every container start (the
+    dataclasses module and its inspect import cost more than the hook's decision), and kept a
+    plain slotted class because the memory manager builds tens of thousands at once through the
+    slot descriptors."""
+
+    __slots__ = ("affinity", "preferred")
+
+    affinity: Bitmask | None
+    preferred: bool
+
+    def __init__(self, affinity: Bitmask | None = None, preferred: bool = False) -> None:
+        object.__setattr__(self, "affinity", affinity)
+        object.__setattr__(self, "preferred", preferred)
 
     def numa_ids(self) -> list[int] | None:
         return None if self.affinity is None else self.affinity.bits()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, TopologyHint)
+        return self.affinity == other.affinity and self.preferred == other.preferred
+
+    def __hash__(self) -> int:
+        return hash((self.affinity, self.preferred))
+
+    def __repr__(self) -> str:
+        return f"TopologyHint(affinity={self.affinity!r}, preferred={self.preferred!r})"
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __reduce__(self) -> tuple[type[TopologyHint], tuple[Bitmask | None, bool]]:
+        return (TopologyHint, (self.affinity, self.preferred))
 
 
 def _refuse(self: object, *args: Any, **kwargs: Any) -> NoReturn:

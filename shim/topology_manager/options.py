@@ -9,7 +9,8 @@ and its error stay.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+
+import msgspec
 
 POLICY_NONE = "none"
 POLICY_BEST_EFFORT = "best-effort"
@@ -39,8 +40,8 @@ class TopologyManagerError(ValueError):
     """A configuration the kubelet refuses; ``str`` is the kubelet's error text."""
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyOptions:
+# A msgspec Struct, not a dataclass: the OCI hook imports this module on every container start.
+class PolicyOptions(msgspec.Struct, frozen=True):
     """Parsed ``topologyManagerPolicyOptions``. ``max_allowable_configured`` records whether the
     user set ``max-allowable-numa-nodes`` (podshim then lifts the node-count limit)."""
 

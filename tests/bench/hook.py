@@ -5,8 +5,9 @@ vs a plain C loop.
     .venv/bin/python tests/bench/hook.py [--runs N] [--apply-only]
 
 Prints a table of medians (and the minimum, less sensitive to other load on the machine) with
-the ratio of the median to ``python -I -S -c pass`` (measured before and after the hook rows,
-both runs pooled). Targets: embedded hook <= 4x, client-mode round trip <= 2x that bare start-up.
+the ratio of the median to ``python -I -S -c pass``, measured side by side: every timed run
+of a row follows a bare run, and the row's ratio is over those bare runs' median. Targets:
+embedded hook <= 4x, client-mode round trip <= 2x that bare start-up.
 
 The hook rows run in an *installed* environment built at bench time: a virtual environment
 (``venv --without-pip``) whose site-packages holds one ``.pth`` file naming the repository and a
@@ -92,7 +93,9 @@ time.sleep(3600)
 """
 BARE = "python -I -S -c pass"
 
-Row = tuple[str, list[float]]
+# (this command's wall time, the bare interpreter's run just before it), in ms
+Sample = tuple[float, float]
+Row = tuple[str, list[Sample]]
 Check = Callable[[subprocess.CompletedProcess[bytes]], None]
 
 
@@ -155,9 +158,19 @@ def once(argv: list[str], stdin: bytes, env: dict[str, str], check: Check = ok) 
     return elapsed * 1000
 
 
-def timed(argv: list[str], stdin: bytes, runs: int, env: dict[str, str], check: Check = ok) -> list[float]:
+BARE_ARGV = [sys.executable, "-I", "-S", "-c", "pass"]
+
+
+def side_by_side(argv: list[str], stdin: bytes, env: dict[str, str], check: Check = ok) -> Sample:
+    """One run of ``argv`` right after one of the bare interpreter: the machine's load drifts
+    over a run of the bench, and each ratio compares runs made within milliseconds."""
+    bare = once(BARE_ARGV, b"", env)
+    return once(argv, stdin, env, check), bare
+
+
+def timed(argv: list[str], stdin: bytes, runs: int, env: dict[str, str], check: Check = ok) -> list[Sample]:
     once(argv, stdin, env, check)  # warm-up: .pyc files written, page cache filled
-    return [once(argv, stdin, env, check) for _ in range(runs)]
+    return [side_by_side(argv, stdin, env, check) for _ in range(runs)]
 
 
 class Bench:
@@ -195,14 +208,14 @@ class Bench:
         return json.dumps(state).encode()
 
     def pair(self, create: list[str], stop: list[str], stdin: bytes, env: dict[str, str],
-             before: Callable[[], None] = lambda: None) -> tuple[list[float], list[float]]:
+             before: Callable[[], None] = lambda: None) -> tuple[list[Sample], list[Sample]]:
         """createRuntime then poststop, ``runs`` times (after one warm-up pair)."""
         created, stopped = [], []
         for number in range(self.runs + 1):
             before()
-            first = once(create, stdin, env)
+            first = side_by_side(create, stdin, env)
             before()
-            second = once(stop, stdin, env)
+            second = side_by_side(stop, stdin, env)
             if number:
                 created.append(first)
                 stopped.append(second)
@@ -274,12 +287,11 @@ def scratch_cgroup(command: tuple[str, ...] = ("sleep", "3600")) -> Iterator[tup
 def hook_rows(runs: int) -> list[Row]:
     python = sys.executable
     env = child_env()
-    bare = [python, "-I", "-S", "-c", "pass"]
     with tempfile.TemporaryDirectory() as tmp:
         installation = Installation(Path(tmp))
         rows: list[Row] = [
             ("/bin/true", timed(["/bin/true"], b"", runs, env)),
-            (BARE, timed(bare, b"", runs, env)),
+            (BARE, timed(BARE_ARGV, b"", runs, env)),
             ("python -c pass (installed venv)", timed([installation.python, "-c", "pass"], b"", runs, env)),
             ("python -c pass (editable venv)", timed([python, "-c", "pass"], b"", runs, env)),
             # The floor of any process that runs the actors: their messages are msgspec Structs.
@@ -287,7 +299,6 @@ def hook_rows(runs: int) -> list[Row]:
              timed([installation.python, "-c", "import msgspec"], b"", runs, env)),
         ]
         rows += _hook_rows(Bench(Path(tmp), runs, installation), runs, env)
-        rows.append((BARE, timed(bare, b"", runs, env)))
     return rows
 
 
@@ -511,13 +522,16 @@ def main() -> None:
         print_apply(max(options.runs, 200))
         return
     rows = hook_rows(options.runs)
-    bare_samples = [sample for name, samples in rows if name == BARE for sample in samples]
-    bare = statistics.median(bare_samples)
-    rows = [(BARE, bare_samples)] + [row for row in rows if row[0] != BARE]
     print(f"{'what':48} {'median ms':>10} {'min ms':>8} {'x bare':>7}")
     for name, samples in rows:
-        median = statistics.median(samples)
-        print(f"{name:48} {median:10.1f} {min(samples):8.1f} {median / bare:7.1f}")
+        times = [sample for sample, _ in samples]
+        median = statistics.median(times)
+        ratio = median / statistics.median(bare for _, bare in samples)
+        print(f"{name:48} {median:10.1f} {min(times):8.1f} {ratio:7.1f}")
+    everything = [bare for _, samples in rows for _, bare in samples]
+    print(f"(x bare: each row's median over the median of the bare runs interleaved with it; all "
+          f"{len(everything)} bare runs: median {statistics.median(everything):.1f} ms, "
+          f"min {min(everything):.1f} ms)")
     print()
     for name, value in affinity_rows(max(options.runs, 30)):
         print(f"{name:48} {value:10.3f}")

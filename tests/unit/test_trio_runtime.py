@@ -332,3 +332,20 @@ def test_recorder_sink_stream() -> None:
     trace = parse_trace(stream.getvalue())
     assert [d.seq for d in trace.deliveries] == list(range(1, len(trace.deliveries) + 1))
     assert trace.deliveries[0].sender == "external" and isinstance(trace.deliveries[0].msg, AdmitPod)
+
+
+def test_the_node_providers_do_only_their_checkpoint_writes_in_threads() -> None:
+    from shim.actors.stores import MemoryCheckpointStore
+    from shim.config import default_config
+    from shim.messages import Commit, HintsRequest, Release
+    from shim.runtime.node import build_actors
+    from shim.topology.generate import generate
+
+    actors = build_actors(default_config(), generate(sockets=1, cores_per_socket=4), MemoryCheckpointStore())
+    providers = [actors.cpu.name, actors.memory.name]
+    # as podshim serve declares them: every actor but the arbiter may block
+    runtime = TrioRuntime(actors.all(), blocking_names=[a.name for a in actors.all() if a is not actors.arbiter])
+    for name in providers:
+        assert runtime.runs_in_thread(name, Commit(pod_uid="p"))
+        assert runtime.runs_in_thread(name, Release(pod_uid="p"))
+        assert not runtime.runs_in_thread(name, HintsRequest(pod=toy_pod("p")))
