@@ -17,7 +17,6 @@ from __future__ import annotations
 # The C module under ``socket``: importing ``socket`` itself builds its enums (a few ms of the
 # hook's start-up); these sockets need only connect, send, receive and close.
 import _socket
-import struct
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -28,9 +27,11 @@ if TYPE_CHECKING:
     from shim.pod import Pod
 
 DEFAULT_TIMEOUT = 30.0
-# The protocol's frame header (protocol.HEADER) and the largest reply a client accepts
-# (protocol.MAX_RESPONSE); repeated so the JSON path does not import the protocol module.
-_HEADER = struct.Struct(">I")
+# The protocol's frame header (protocol.HEADER: a 4-byte big-endian length, read and written
+# with int.from_bytes/to_bytes, not struct: one module less for the hook) and the largest reply
+# a client accepts (protocol.MAX_RESPONSE); repeated so the JSON path does not import the
+# protocol module.
+_HEADER_SIZE = 4
 _MAX_RESPONSE = 64 << 20
 
 
@@ -219,7 +220,7 @@ def json_call(path: str, payload: bytes, *, timeout: float | None = DEFAULT_TIME
     sock = _connect(path, timeout)
     try:
         try:
-            sock.sendall(_HEADER.pack(len(payload)) + payload)
+            sock.sendall(len(payload).to_bytes(_HEADER_SIZE, "big") + payload)
             reply = _receive_frame(sock, path)
         except OSError as err:
             raise DaemonError(f"podshim daemon at {path}: no answer: {_reason(err)}") from None
@@ -241,7 +242,7 @@ def _receive_frame(sock: _socket.socket, path: str) -> bytes:
     # One length-prefixed frame. A daemon that refuses a peer (or a frame) sends its Error and
     # closes, so a short read is an error naming what was missing.
     buffer = bytearray()
-    need = _HEADER.size
+    need = _HEADER_SIZE
     length: int | None = None
     while True:
         while len(buffer) < need:
@@ -251,13 +252,13 @@ def _receive_frame(sock: _socket.socket, path: str) -> bytes:
                 raise DaemonError(f"podshim daemon at {path} closed the connection before {what}")
             buffer += chunk
         if length is not None:
-            return bytes(buffer[_HEADER.size : need])
+            return bytes(buffer[_HEADER_SIZE:need])
         if buffer[:1] == b"{":
             raise DaemonError(f"podshim daemon at {path}: reply without a length prefix")
-        (length,) = _HEADER.unpack_from(buffer)
+        length = int.from_bytes(buffer[:_HEADER_SIZE], "big")
         if length > _MAX_RESPONSE:
             raise DaemonError(f"podshim daemon at {path}: reply of {length} bytes is over the limit")
-        need = _HEADER.size + length
+        need = _HEADER_SIZE + length
 
 
 def hook_event(
