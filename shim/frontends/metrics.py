@@ -76,7 +76,9 @@ class Metrics:
         self.reconcile_reapplied = Counter(
             "podshim_reconcile_reapplied_total", "Containers pinned again by the reconcile loop.", registry=r)
         self.reconcile_released = Counter(
-            "podshim_reconcile_released_total", "Containers released because their cgroup was gone.", registry=r)
+            "podshim_reconcile_released_total",
+            "Containers released because their cgroup was gone, and stale pods released (not active anywhere).",
+            registry=r)
         self.reconcile_failures = Counter(
             "podshim_reconcile_failures_total", "Re-pins that failed (retried on the next pass).", registry=r)
         self.hook_events = Counter(
