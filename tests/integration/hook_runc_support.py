@@ -71,6 +71,37 @@ def root_cpus() -> CPUSet:
     return CPUSet.parse((mount.mountpoint / name).read_text().strip())
 
 
+def add_scenario_pods(lab: Lab, prefix: str) -> tuple[str, str, str]:
+    """The three pods of the runc scenarios, put in ``lab``'s pod directory; their uids
+    ``(shared, exclusive, rejected)``: a Burstable pod whose container ``web`` runs on the shared
+    pool (limit 200m), a pod-level pod whose Guaranteed container ``main`` takes one exclusive
+    CPU, and a pod asking more CPUs than the node can give exclusively (``hog``: CPU 0 is
+    reserved, so it is always rejected)."""
+    shared_uid, excl_uid, big_uid = f"{prefix}-shared-0001", f"{prefix}-excl-0002", f"{prefix}-big-0003"
+    lab.add_pod(pod_manifest("shared", shared_uid, [
+        {"name": "web", "resources": container_resources("100m", "50Mi", limit_cpu="200m")}]))
+    lab.add_pod(pod_manifest("excl", excl_uid, [{"name": "main", "resources": container_resources("1", "50Mi")}],
+                             container_resources("1", "100Mi")))
+    lab.add_pod(pod_manifest("big", big_uid, [
+        {"name": "hog", "resources": container_resources(str(len(root_cpus())), "50Mi")}]))
+    return shared_uid, excl_uid, big_uid
+
+
+def check_exclusive_main(lab: Lab, main: Running, excl_uid: str) -> CPUSet:
+    """The scenario's exclusive container as both runtimes must leave it: one exclusive CPU
+    (never the reserved 0) in the CPU state, the pod entry and the container's own view and
+    cgroup, no CFS quota, and the memory block's nodes as its mems. Its CPU."""
+    state = lab.cpu_state()
+    exclusive = CPUSet.parse(state["entries"][excl_uid]["main"])
+    assert len(exclusive) == 1 and 0 not in exclusive
+    assert CPUSet.parse(state["podEntries"][excl_uid]["cpuSet"]) == exclusive
+    assert main.cpus() == exclusive == lab.cpuset_cpus(main.id)
+    assert lab.quota(main.id) == "-1"  # exclusive CPUs: no CFS quota
+    (block,) = lab.state("memory_manager_state")["entries"][excl_uid]["main"]
+    assert main.mems() == CPUSet.of(block["numaAffinity"]) == lab.cpuset_mems(main.id)
+    return exclusive
+
+
 def require_runc_host() -> None:
     """Skip (fail under PODSHIM_REQUIRE_INTEGRATION=1) unless runc containers can be pinned here:
     root, runc, a static busybox, cpuset and cpu cgroup mounts, CPUs 0 and 1."""

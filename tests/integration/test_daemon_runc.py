@@ -19,7 +19,14 @@ from pathlib import Path
 
 import pytest
 from daemon_runc_support import DaemonLab, wait_for
-from hook_runc_support import container_resources, pod_manifest, require_runc_host, root_cpus
+from hook_runc_support import (
+    add_scenario_pods,
+    check_exclusive_main,
+    container_resources,
+    pod_manifest,
+    require_runc_host,
+    root_cpus,
+)
 
 from shim.cpu import checkpoint as cpu_checkpoint
 from shim.cpuset import CPUSet
@@ -46,39 +53,15 @@ def _write_cpus(lab: DaemonLab, container_id: str, cpus: CPUSet) -> None:
 
 
 def test_daemon_pins_reconciles_rejects_and_releases(lab: DaemonLab) -> None:
-    shared_uid, excl_uid, big_uid = "itd-shared-0001", "itd-excl-0002", "itd-big-0003"
     everything = root_cpus()
-    lab.add_pod(
-        pod_manifest(
-            "shared", shared_uid, [{"name": "web", "resources": container_resources("100m", "50Mi", limit_cpu="200m")}]
-        )
-    )
-    lab.add_pod(
-        pod_manifest(
-            "excl",
-            excl_uid,
-            [{"name": "main", "resources": container_resources("1", "50Mi")}],
-            container_resources("1", "100Mi"),
-        )
-    )
-    # More CPUs than the node can give exclusively (CPU 0 is reserved): always rejected.
-    lab.add_pod(
-        pod_manifest("big", big_uid, [{"name": "hog", "resources": container_resources(str(len(everything)), "50Mi")}])
-    )
+    shared_uid, excl_uid, big_uid = add_scenario_pods(lab, "itd")
     lab.start_daemon()
 
     # (a) The pod-level pod's Guaranteed container: one exclusive CPU, never the reserved 0.
     main = lab.run(excl_uid, "main")
     assert main.ready, main.stop() or main.stderr
-    state = lab.cpu_state()
-    exclusive = CPUSet.parse(state["entries"][excl_uid]["main"])
-    assert len(exclusive) == 1 and 0 not in exclusive
-    assert CPUSet.parse(state["podEntries"][excl_uid]["cpuSet"]) == exclusive
-    assert main.cpus() == exclusive == lab.cpuset_cpus(main.id)
+    exclusive = check_exclusive_main(lab, main, excl_uid)
     assert lab.task_cpus(main.id) == {exclusive}
-    assert lab.quota(main.id) == "-1"  # exclusive CPUs: no CFS quota
-    (block,) = lab.state("memory_manager_state")["entries"][excl_uid]["main"]
-    assert main.mems() == CPUSet.of(block["numaAffinity"]) == lab.cpuset_mems(main.id)
     record = lab.registry()["pods"][excl_uid]["containers"]["main"]
     assert record["cpus"] == str(exclusive)
     assert record["cgroup"] == f"{lab.parent}/{main.id}"
@@ -153,21 +136,8 @@ def test_daemon_pins_reconciles_rejects_and_releases(lab: DaemonLab) -> None:
 
 
 def test_widened_pool_reaches_the_tasks(lab: DaemonLab) -> None:
-    shared_uid, excl_uid = "itd-shared-0005", "itd-excl-0006"
     everything = root_cpus()
-    lab.add_pod(
-        pod_manifest(
-            "shared", shared_uid, [{"name": "web", "resources": container_resources("100m", "50Mi", limit_cpu="200m")}]
-        )
-    )
-    lab.add_pod(
-        pod_manifest(
-            "excl",
-            excl_uid,
-            [{"name": "main", "resources": container_resources("1", "50Mi")}],
-            container_resources("1", "100Mi"),
-        )
-    )
+    shared_uid, excl_uid, _ = add_scenario_pods(lab, "itw")
     lab.start_daemon()
     main = lab.run(excl_uid, "main")
     assert main.ready, main.stop() or main.stderr

@@ -13,7 +13,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hook_runc_support import Lab, container_resources, pod_manifest, require_runc_host, root_cpus
+from hook_runc_support import (
+    Lab,
+    add_scenario_pods,
+    check_exclusive_main,
+    container_resources,
+    pod_manifest,
+    require_runc_host,
+    root_cpus,
+)
 
 from shim.cpuset import CPUSet
 
@@ -33,25 +41,8 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
 
 
 def test_exclusive_shared_and_rejected_pods(lab: Lab) -> None:
-    shared_uid, excl_uid, big_uid = "it-shared-0001", "it-excl-0002", "it-big-0003"
     everything = root_cpus()
-    lab.add_pod(
-        pod_manifest(
-            "shared", shared_uid, [{"name": "web", "resources": container_resources("100m", "50Mi", limit_cpu="200m")}]
-        )
-    )
-    lab.add_pod(
-        pod_manifest(
-            "excl",
-            excl_uid,
-            [{"name": "main", "resources": container_resources("1", "50Mi")}],
-            container_resources("1", "100Mi"),
-        )
-    )
-    # More CPUs than the node can give exclusively (CPU 0 is reserved): always rejected.
-    lab.add_pod(
-        pod_manifest("big", big_uid, [{"name": "hog", "resources": container_resources(str(len(everything)), "50Mi")}])
-    )
+    shared_uid, excl_uid, big_uid = add_scenario_pods(lab, "it")
 
     # 1. A Burstable pod on the shared pool: all CPUs (nothing exclusive yet), quota 200m.
     web = lab.run(shared_uid, "web")
@@ -63,15 +54,8 @@ def test_exclusive_shared_and_rejected_pods(lab: Lab) -> None:
     # 2. A pod-level pod whose Guaranteed container takes one exclusive CPU (not the reserved 0).
     main = lab.run(excl_uid, "main")
     assert main.ready, main.stop() or main.stderr
+    exclusive = check_exclusive_main(lab, main, excl_uid)
     state = lab.cpu_state()
-    exclusive = CPUSet.parse(state["entries"][excl_uid]["main"])
-    assert len(exclusive) == 1 and 0 not in exclusive
-    assert CPUSet.parse(state["podEntries"][excl_uid]["cpuSet"]) == exclusive
-    assert main.cpus() == exclusive == lab.cpuset_cpus(main.id)
-    assert lab.quota(main.id) == "-1"  # exclusive CPUs: no CFS quota
-    memory = lab.state("memory_manager_state")
-    (block,) = memory["entries"][excl_uid]["main"]
-    assert main.mems() == CPUSet.of(block["numaAffinity"]) == lab.cpuset_mems(main.id)
     # ...and the shared container was moved off it (no reconcile loop: the registry did it).
     shrunk = CPUSet.parse(state["defaultCpuSet"])
     assert shrunk == everything - exclusive
