@@ -86,10 +86,25 @@ async def test_apply_failure_is_an_error(world: World) -> None:
             await call(client.admit, [pod("a", {"app": "1"})])
             with pytest.raises(RequestFailed, match=r"apply_failed: .*does not exist \(errno 2\)"):
                 await call(client.hook, create("a", "app", "/kubepods/never-created"))
-            # The container never runs, so its exclusive CPU went back to the shared pool.
+            # The container never runs, so its exclusive CPU went back to the shared pool, and
+            # the registry (written while the pin was tried) does not list it.
             state = await call(client.state)
             assert all(entry["uid"] != "a" for entry in state["pods"]), state["pods"]
             assert state["free"]["shared_cpus"] == "0-7"
+            assert world.registry()["pods"]["a"]["containers"] == {}
+
+
+async def test_failed_rerun_keeps_the_running_containers_record(world: World) -> None:
+    cgroup = world.cgroups.make("/kubepods/poda/app")
+    async with world.running():
+        with world.client() as client:
+            await call(client.admit, [pod("a", {"app": "1"})])
+            pinned = await call(client.hook, create("a", "app", cgroup))
+            with pytest.raises(RequestFailed, match=r"apply_failed: "):
+                await call(client.hook, create("a", "app", "/kubepods/never-created"))
+            record = world.registry()["pods"]["a"]["containers"]["app"]
+            assert record["cgroup"] == cgroup and record["cpus"] == pinned["cpus"]
+            assert world.cpu_state()["entries"]["a"]["app"] == pinned["cpus"]  # it still runs there
 
 
 async def test_shared_container_follows_the_pool(world: World) -> None:
