@@ -51,10 +51,13 @@ class PodRecord(msgspec.Struct, kw_only=True):
 
 
 class RegistryFile(msgspec.Struct, kw_only=True):
-    """The file's schema."""
+    """The file's schema. ``pod_dir_pods``: the registered pods whose spec came from the daemon's
+    ``--pod-dir`` (the daemon releases such a pod once its file is gone and none of its
+    containers is left); the embedded hook keeps the list as it found it."""
 
     version: int = VERSION
     pods: dict[str, PodRecord] = msgspec.field(default_factory=dict)
+    pod_dir_pods: list[str] = msgspec.field(default_factory=list)
 
 
 # A msgspec Struct rather than a dataclass: the OCI hook imports this module on every container
@@ -64,6 +67,7 @@ class Registry(msgspec.Struct, weakref=True):
 
     pods: dict[str, PodRecord] = msgspec.field(default_factory=dict)
     changed: bool = False
+    pod_dir_pods: set[str] = msgspec.field(default_factory=set)
 
     @classmethod
     def load(cls, store: CheckpointStore, *, where: str = REGISTRY_NAME) -> Registry:
@@ -76,12 +80,17 @@ class Registry(msgspec.Struct, weakref=True):
             raise RegistryError(f"{where}: corrupt registry: {err}") from None
         if document.version != VERSION:
             raise RegistryError(f"{where}: unsupported registry version {document.version}")
-        return cls(dict(document.pods))
+        return cls(pods=dict(document.pods), pod_dir_pods=set(document.pod_dir_pods))
+
+    def text(self) -> str:
+        """The file's content (marks of pods no longer registered are dropped)."""
+        marks = sorted(self.pod_dir_pods & self.pods.keys())
+        return msgspec.json.encode(RegistryFile(pods=self.pods, pod_dir_pods=marks)).decode()
 
     def save(self, store: CheckpointStore) -> None:
         if not self.changed:
             return
-        store.save(REGISTRY_NAME, msgspec.json.encode(RegistryFile(pods=self.pods)).decode())
+        store.save(REGISTRY_NAME, self.text())
         self.changed = False
 
     def get(self, pod_uid: str, container: str) -> ContainerRecord | None:

@@ -28,12 +28,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TextIO
 
-import msgspec
 import trio
 
 from shim import __version__
 from shim.frontends.cli import EXIT_OK, RuntimeFailure, UsageError, add_topology_source
-from shim.frontends.hook_registry import REGISTRY_NAME, ContainerRecord, PodRecord, Registry, RegistryFile
+from shim.frontends.hook_registry import REGISTRY_NAME, ContainerRecord, PodRecord, Registry
 from shim.frontends.logs import DecisionLog
 from shim.frontends.metrics import Metrics
 from shim.frontends.protocol import (
@@ -94,18 +93,6 @@ SANDBOX_KEYS = ("io.kubernetes.cri.container-type", "io.kubernetes.cri-o.Contain
 _PEERCRED = struct.Struct("3i")  # struct ucred: pid, uid, gid
 
 
-class DaemonRegistryFile(RegistryFile, kw_only=True):
-    """The registry file as the daemon writes it: also which registered pods came from
-    ``--pod-dir`` (their file is their source of truth: gone while the daemon was down = stale).
-    Readers of the plain :class:`RegistryFile` ignore the extra field."""
-
-    pod_dir_pods: list[str] = msgspec.field(default_factory=list)
-
-
-class _PodDirMarks(msgspec.Struct):
-    pod_dir_pods: list[str] = msgspec.field(default_factory=list)
-
-
 class Daemon:
     """Serves protocol requests with ``runtime`` (whose arbiter is named ``arbiter`` and whose
     cgroup writer is named ``writer``).
@@ -157,7 +144,7 @@ class Daemon:
         self.registry = registry if registry is not None else Registry()
         self.placement = placement
         self.state_pods = state_pods
-        self.pod_dir_pods = set(pod_dir_pods)
+        self.registry.pod_dir_pods.update(pod_dir_pods)
         self.pod_dir_uids: Callable[[], Collection[str] | None] | None = None
         # Pods between their admission and their registry record: not stale, only not yet recorded.
         self._admitting: dict[str, int] = {}
@@ -168,6 +155,11 @@ class Daemon:
         self.stop_requested = trio.Event()
         self.connections = 0
         self._registry_lock = trio.Lock()
+
+    @property
+    def pod_dir_pods(self) -> set[str]:
+        """The registered pods whose spec came from ``--pod-dir`` (kept in the registry file)."""
+        return self.registry.pod_dir_pods
 
     def shutdown(self) -> None:
         """Ask :func:`run_daemon` for the structured shutdown."""
@@ -248,8 +240,7 @@ class Daemon:
         async with self._registry_lock:
             if not self.registry.changed:
                 return
-            marks = sorted(self.pod_dir_pods & self.registry.pods.keys())
-            text = msgspec.json.encode(DaemonRegistryFile(pods=self.registry.pods, pod_dir_pods=marks)).decode()
+            text = self.registry.text()
             self.registry.changed = False
             await trio.to_thread.run_sync(self.store.save, REGISTRY_NAME, text)
 
@@ -839,7 +830,6 @@ def open_daemon(
     except NodeStartError as err:
         raise RuntimeFailure(f"{err} (start with --reset-state to move the state files aside)") from None
     registry = load_registry(store, state_dir, reset=reset, decisions=decisions)
-    pod_dir_pods = load_pod_dir_marks(store) if registry.pods else []
     metrics = Metrics()
     taps: list[Any] = [metrics]
     if trace is not None:
@@ -868,7 +858,7 @@ def open_daemon(
         runtime, metrics=metrics, decisions=decisions, allowed_uids=allowed_uids, writer=actors.cgroups.name,
         pod_dir=pod_dir, store=store, registry=registry, placement=placement,
         probe=FsCgroupProbe(backend, cgroup_root=config.cgroup_root) if isinstance(backend, FsCgroupBackend) else None,
-        reconcile_period=config.cpu_manager_reconcile_period, state_pods=state_pods, pod_dir_pods=pod_dir_pods,
+        reconcile_period=config.cpu_manager_reconcile_period, state_pods=state_pods,
     )
 
 
@@ -897,18 +887,6 @@ def _move_aside(path: Path, stamp: str) -> list[tuple[Path, Path]]:
     except OSError as err:
         raise RuntimeFailure(f"{path}: cannot move aside to {target}: {err.strerror}") from None
     return [(path, target)]
-
-
-def load_pod_dir_marks(store: FileCheckpointStore) -> list[str]:
-    """Which registered pods came from ``--pod-dir`` (DaemonRegistryFile); none when the file
-    has no such field (written by the embedded hook or an older daemon: those pods are kept)."""
-    text = store.load(REGISTRY_NAME)
-    if text is None:
-        return []
-    try:
-        return msgspec.json.decode(text, type=_PodDirMarks).pod_dir_pods
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return []
 
 
 def load_registry(store: FileCheckpointStore, state_dir: Path, *, reset: bool = False,
