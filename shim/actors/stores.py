@@ -62,14 +62,28 @@ class FileCheckpointStore:
         """Within the block, saves leave the directory fsync out; it is done once when the block
         ends (even by an exception), covering every rename made in it. The caller reports
         nothing durable until the block is over."""
-        self._deferring += 1
+        self.begin_batch()
         try:
             yield
         finally:
-            self._deferring -= 1
-            if not self._deferring and self._unsynced:
-                self._unsynced = False
-                _fsync_directory(self.directory)
+            if self.end_batch():
+                self.sync_directory()
+
+    def begin_batch(self) -> None:
+        """:meth:`one_directory_sync` in two calls, for a caller that must do the directory
+        fsync elsewhere (the trio runtime, in a worker thread): saves from now on leave it out."""
+        self._deferring += 1
+
+    def end_batch(self) -> bool:
+        """End what :meth:`begin_batch` began; True when renames are waiting for
+        :meth:`sync_directory`, which the caller must then do before reporting anything."""
+        self._deferring -= 1
+        return not self._deferring and self._unsynced
+
+    def sync_directory(self) -> None:
+        """fsync the directory: the renames made so far are durable."""
+        self._unsynced = False
+        _fsync_directory(self.directory)
 
     def path(self, name: str) -> Path:
         _check_name(name)

@@ -838,6 +838,7 @@ def open_daemon(
         actors.all(), taps=taps, snapshot=lambda: node_state(SimpleNamespace(actors=actors)),
         # Providers fsync their checkpoints and the writer touches cgroupfs: keep them off the loop.
         blocking_names=[actor.name for actor in actors.all() if actor is not actors.arbiter],
+        batch=store,
     )
     cpu_manager = actors.cpu_manager
     memory_manager = actors.memory_manager
@@ -856,7 +857,9 @@ def open_daemon(
 
     return Daemon(
         runtime, metrics=metrics, decisions=decisions, allowed_uids=allowed_uids, writer=actors.cgroups.name,
-        pod_dir=pod_dir, store=store, registry=registry, placement=placement,
+        # Its own store for the registry: the actors' store leaves the directory fsync to the end
+        # of each runtime input, and the registry is written between inputs.
+        pod_dir=pod_dir, store=FileCheckpointStore(state_dir), registry=registry, placement=placement,
         probe=FsCgroupProbe(backend, cgroup_root=config.cgroup_root) if isinstance(backend, FsCgroupBackend) else None,
         reconcile_period=config.cpu_manager_reconcile_period, state_pods=state_pods,
     )

@@ -30,7 +30,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -45,6 +45,17 @@ DEFAULT_INPUTS = 64
 DEFAULT_LIMIT = 100_000
 
 Match = Callable[[Message], bool]
+
+
+class DirectoryBatch(Protocol):
+    """A checkpoint store whose directory fsync can be left to the end of an input
+    (:class:`~shim.actors.stores.FileCheckpointStore`)."""
+
+    def begin_batch(self) -> None: ...
+
+    def end_batch(self) -> bool: ...
+
+    def sync_directory(self) -> None: ...
 
 
 class RuntimeStopped(RuntimeError):
@@ -123,8 +134,10 @@ class TrioRuntime:
 
     ``taps`` see every delivery in order (the trace :class:`~shim.runtime.recorder.Recorder`,
     metrics); ``blocking_names`` names actors to run in threads in addition to those declaring
-    themselves blocking; ``snapshot`` is called after each input (and at start) and its result
-    is what :attr:`snapshot` returns to readers; ``limit`` bounds the deliveries of one input.
+    themselves blocking; ``batch`` is the store the actors write checkpoints to, whose directory
+    is then fsynced once per input (not once per file); ``snapshot`` is called after each input
+    (and at start) and its result is what :attr:`snapshot` returns to readers; ``limit`` bounds
+    the deliveries of one input.
     """
 
     def __init__(
@@ -137,8 +150,10 @@ class TrioRuntime:
         inbox_size: int = DEFAULT_INBOX,
         input_size: int = DEFAULT_INPUTS,
         limit: int = DEFAULT_LIMIT,
+        batch: DirectoryBatch | None = None,
     ) -> None:
         threaded = set(blocking_names)
+        self._batch = batch
         self._cells: dict[str, _Cell] = {}
         for actor in actors:
             if actor.name in self._cells or actor.name == EXTERNAL:
@@ -276,7 +291,7 @@ class TrioRuntime:
                     continue
                 async with self.admission_lock:
                     try:
-                        await self._run_to_idle(item)
+                        await self._run_durably(item)
                     except (ActorError, BusError) as err:
                         item.error = RuntimeStopped(f"podshim runtime stopped: {err}")
                         item.done.set()
@@ -284,6 +299,20 @@ class TrioRuntime:
                 self.inputs_handled += 1
                 self._refresh_snapshot()
                 item.done.set()
+
+    async def _run_durably(self, item: _Input) -> None:
+        # One directory fsync per input for every checkpoint it renamed (as the sync bus's node
+        # does per decision), before anyone hears of its outcome; in a worker thread like the
+        # writes themselves.
+        if self._batch is None:
+            await self._run_to_idle(item)
+            return
+        self._batch.begin_batch()
+        try:
+            await self._run_to_idle(item)
+        finally:
+            if self._batch.end_batch():
+                await trio.to_thread.run_sync(self._batch.sync_directory)
 
     async def _run_to_idle(self, item: _Input) -> None:
         # Exactly Bus.run_until_idle after Bus.send(envelope): same seq, same FIFO order.

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -349,3 +351,45 @@ def test_the_node_providers_do_only_their_checkpoint_writes_in_threads() -> None
         assert runtime.runs_in_thread(name, Commit(pod_uid="p"))
         assert runtime.runs_in_thread(name, Release(pod_uid="p"))
         assert not runtime.runs_in_thread(name, HintsRequest(pod=toy_pod("p")))
+
+
+class TwoFileSaver:
+    """Writes two checkpoints through ``store`` for every message (as both providers do when
+    a decision commits)."""
+
+    name = "saver"
+    blocking = True
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def handle(self, message: Message) -> list[Envelope]:
+        self.store.save("a_state", "1")
+        self.store.save("b_state", "2")
+        return []
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_one_directory_fsync_per_input_before_its_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, batched: bool
+) -> None:
+    from shim.actors import stores
+
+    synced: list[str] = []
+    real = stores._fsync_directory
+
+    def counting(directory: Path) -> None:
+        synced.append(str(directory))
+        real(directory)
+
+    monkeypatch.setattr(stores, "_fsync_directory", counting)
+    store = stores.FileCheckpointStore(tmp_path)
+    runtime = TrioRuntime([TwoFileSaver(store)], batch=store if batched else None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.run)
+        await runtime.submit(Envelope(to="saver", message=RemovePod(pod_uid="p")))
+        assert synced == [str(tmp_path)] * (1 if batched else 2)  # done when the input's outcome is
+        await runtime.submit(Envelope(to="saver", message=RemovePod(pod_uid="q")))
+        assert len(synced) == (2 if batched else 4)
+        runtime.close()
+    assert (tmp_path / "a_state").read_text() == "1" and (tmp_path / "b_state").read_text() == "2"
