@@ -17,22 +17,22 @@ Configuration (environment, as containerd passes its own to the runtime):
   (e.g. ``--config /etc/podshim/kubelet-config.yaml --state-dir /var/lib/podshim``);
 * ``PODSHIM_HOOK_TIMEOUT``: the hook timeout in seconds (default 30).
 
-Only the standard library and shim.frontends.oci are imported: runc runs for every container
-operation.
+runc runs for every container operation (create, start, state, kill, delete, ...), so the
+wrapper imports only ``os`` and ``sys`` before it execs runc; what a ``create`` needs (JSON, the
+OCI annotations, a temporary file) is imported for a ``create`` only. Installed as a plain
+script (scripts/podshim-runc), not a console script, whose wrapper would import ``re`` first.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shlex
 import sys
-import tempfile
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
 
-from shim.frontends import oci
+TYPE_CHECKING = False  # mypy treats the name as true; typing is not imported at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from pathlib import Path
+    from typing import Any
 
 # runc's global options that take a value (everything else before the command is a flag).
 GLOBAL_WITH_VALUE = frozenset({"--root", "--log", "--log-format", "--criu", "--rootless"})
@@ -88,6 +88,8 @@ def hook_command(environ: dict[str, str]) -> list[str]:
 def hook_entry(stage: str, environ: dict[str, str]) -> dict[str, Any]:
     """The OCI hook entry running ``podshim hook <stage>`` (see :func:`hook_command`)."""
     command = hook_command(environ)
+    import shlex
+
     extra = shlex.split(environ.get("PODSHIM_HOOK_ARGS", ""))
     timeout = int(environ.get("PODSHIM_HOOK_TIMEOUT", DEFAULT_TIMEOUT))
     return {"path": command[0], "args": [*command, *extra, stage], "timeout": timeout}
@@ -97,6 +99,8 @@ def inject(document: dict[str, Any], environ: dict[str, str]) -> bool:
     """Add podshim's createRuntime and poststop hooks to a config; False if nothing changed."""
     raw = document.get("annotations")
     annotations = {str(k): v for k, v in raw.items() if isinstance(v, str)} if isinstance(raw, dict) else {}
+    from shim.frontends import oci
+
     if not oci.identify(annotations).is_pod_container:
         return False
     hooks = document.setdefault("hooks", {})
@@ -111,6 +115,10 @@ def inject(document: dict[str, Any], environ: dict[str, str]) -> bool:
 
 
 def _rewrite(path: Path, document: dict[str, Any]) -> None:
+    import json
+    import tempfile
+    from pathlib import Path
+
     # Atomic: runc must never read a half-written config.json.
     fd, temp = tempfile.mkstemp(prefix=".config.json.", dir=path.parent)
     try:
@@ -124,9 +132,11 @@ def _rewrite(path: Path, document: dict[str, Any]) -> None:
 
 
 def modify_bundle(bundle: str, environ: dict[str, str]) -> bool:
+    from shim.frontends import oci, plainjson
+
     path = oci.config_path(bundle)
     try:
-        document = json.loads(path.read_bytes())
+        document = plainjson.loads(path.read_bytes())
     except (OSError, ValueError) as err:
         raise WrapperError(f"{path}: cannot read: {err}") from None
     if not isinstance(document, dict):
@@ -159,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in INJECT_COMMANDS:
             modify_bundle(bundle_of(arguments[index + 1 :], os.getcwd()), environ)
         exec_runc(runc, [runc, *arguments])
-    except (WrapperError, oci.OCIError, ValueError) as err:
+    except (WrapperError, ValueError) as err:  # oci.OCIError is a ValueError
         sys.stderr.write(" ".join(f"podshim-runc: {err}".split()) + "\n")
         return 2
     except OSError as err:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +108,18 @@ def test_main_reports_unreadable_bundle(tmp_path: Path, monkeypatch: pytest.Monk
     assert wrapper.main(["run", "-b", str(tmp_path / "missing"), "ctr"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("podshim-runc: ") and "config.json: cannot read" in err and err.count("\n") == 1
+
+
+def test_operations_other_than_create_import_only_os_and_sys() -> None:
+    # containerd runs runc (so the wrapper) for every operation on every container.
+    probe = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "from shim.frontends import runc_wrapper\n"
+        "runc_wrapper.exec_runc = lambda path, argv: None\n"
+        "code = runc_wrapper.main(['--root', '/run/runc', 'state', 'abc'])\n"
+        "print(code, sorted(m for m in set(sys.modules) - before if not m.startswith(('shim', '__future__'))))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={**os.environ, "PODSHIM_RUNC": "/bin/true"})
+    assert done.stdout == "0 []\n", done.stderr
