@@ -217,7 +217,7 @@ class Lab:
         ]
         return {"path": sys.executable, "args": argv, "env": [f"PYTHONPATH={REPO}"], "timeout": 60}
 
-    def bundle(self, container_id: str, annotations: dict[str, str]) -> Path:
+    def bundle(self, container_id: str, annotations: dict[str, str], *, hooks: bool = True) -> Path:
         directory = self.base / container_id
         rootfs = directory / "rootfs"
         (rootfs / "bin").mkdir(parents=True)
@@ -233,18 +233,30 @@ class Lab:
         spec["hostname"] = container_id
         spec["annotations"] = annotations
         spec["linux"]["cgroupsPath"] = f"{self.parent}/{container_id}"
-        spec["hooks"] = {"createRuntime": [self.hook("createRuntime")], "poststop": [self.hook("poststop")]}
+        if hooks:
+            spec["hooks"] = {"createRuntime": [self.hook("createRuntime")], "poststop": [self.hook("poststop")]}
         (directory / "config.json").write_text(json.dumps(spec, indent=1))
         return directory
 
-    def run(self, pod_uid: str, container: str, *, suffix: str = "") -> Running:
+    def run(self, pod_uid: str, container: str, *, suffix: str = "", wrapper: bool = False) -> Running:
+        """Start a container of the pod; ``wrapper``: through ``podshim-runc`` (as containerd
+        would run it), which must add the hooks itself, instead of runc with them in config.json."""
         container_id = f"{self.parent.strip('/')}-{container}{suffix}"
-        bundle = self.bundle(container_id, {"podshim.io/pod-uid": pod_uid, "podshim.io/container": container})
+        annotations = {"podshim.io/pod-uid": pod_uid, "podshim.io/container": container}
+        bundle = self.bundle(container_id, annotations, hooks=not wrapper)
+        command, env = ["runc", "run", "-b", str(bundle), container_id], None
+        if wrapper:
+            command = [sys.executable, str(REPO / "scripts" / "podshim-runc"), *command[1:]]
+            options = (f"--config {self.config} --state-dir {self.state_dir} --pod-dir {self.pod_dir} "
+                       "--sysfs-root /")
+            env = {**os.environ, "PODSHIM_RUNC": shutil.which("runc") or "runc", "PODSHIM_HOOK_ARGS": options,
+                   "PYTHONPATH": str(REPO)}
         process = subprocess.Popen(
-            ["runc", "run", "-b", str(bundle), container_id],
+            command,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            env=env,
         )
         running = Running(container_id, process)
         self.started.append(running)

@@ -114,3 +114,17 @@ def test_unmanaged_container_runs_untouched(lab: Lab) -> None:
     assert stranger.cpus() == root_cpus()
     assert stranger.stop() == 0, stranger.stderr
     assert not lab.state_dir.exists()
+
+
+def test_podshim_runc_adds_the_hooks(lab: Lab) -> None:
+    # containerd's way: runc through the wrapper, no hooks in the bundle's config.json.
+    uid = "it-wrapped-0005"
+    lab.add_pod(pod_manifest("wrapped", uid, [{"name": "main", "resources": container_resources("1", "50Mi")}],
+                             container_resources("1", "100Mi")))
+    main = lab.run(uid, "main", wrapper=True)
+    assert main.ready, main.stop() or main.stderr
+    exclusive = check_exclusive_main(lab, main, uid)
+    assert lab.registry()["pods"][uid]["containers"]["main"]["cpus"] == str(exclusive)
+    assert main.stop() == 0, main.stderr
+    assert uid not in lab.cpu_state().get("entries", {})
+
