@@ -34,23 +34,11 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hook import BARE_ARGV, Bench, Installation, child_env, scratch_cgroup, timed  # noqa: E402
+from hook import BARE_ARGV, CONFIG, Bench, Installation, child_env, scratch_cgroup, timed  # noqa: E402
 
 from shim.frontends.client import Client, DaemonError  # noqa: E402
 from shim.topology.generate import GiB, generate  # noqa: E402
 from shim.topology.jsonfile import dumps_topology  # noqa: E402
-
-CONFIG = {
-    "apiVersion": "kubelet.config.k8s.io/v1beta1",
-    "kind": "KubeletConfiguration",
-    "cpuManagerPolicy": "static",
-    "reservedSystemCPUs": "0",
-    "memoryManagerPolicy": "Static",
-    "evictionHard": {"memory.available": "100Mi"},
-    "reservedMemory": [{"numaNode": 0, "limits": {"memory": "100Mi"}}],
-    "topologyManagerPolicy": "best-effort",
-    "topologyManagerScope": "pod",
-}
 
 
 def pod(uid: str) -> dict[str, object]:
