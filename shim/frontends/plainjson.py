@@ -80,8 +80,6 @@ def dumps(value: object, *, ensure_ascii: bool = True) -> str:
     if encode is None:
         string = _json.encode_basestring_ascii if ensure_ascii else _json.encode_basestring
         encode = _encoders[ensure_ascii] = _json.make_encoder({}, _default, string, None, ":", ",", False, False, True)
-    if isinstance(value, str):
-        return str(_json.encode_basestring_ascii(value) if ensure_ascii else _json.encode_basestring(value))
     try:
         return "".join(encode(value, 0))
     except ValueError:
