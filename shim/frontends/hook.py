@@ -34,9 +34,9 @@ Installed as ``podshim-hook`` (scripts/podshim-hook, which calls :func:`main`) a
 ``podshim hook``. A plain command line is parsed here (:func:`parse_argv`), without argparse;
 only the standard library, shim.frontends.oci and shim.frontends.plainjson are imported until
 the container is known to be managed, and in client mode nothing more; the node, msgspec and
-YAML come in after that. In embedded mode the parsed config,
-the sysfs topology and the pod index are cached in the state directory
-(shim.frontends.hookcache), so a warm call parses no YAML and walks no sysfs.
+YAML come in after that. In embedded mode the parsed config, the sysfs topology and the pod
+index are cached in the state directory (shim.frontends.hookcache), so a warm call parses no
+YAML and walks no sysfs.
 """
 
 from __future__ import annotations
@@ -130,8 +130,6 @@ class HookArgs:
             return NotImplemented
         return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the argparse Namespace it stands for
-
     def __repr__(self) -> str:
         fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
         return f"HookArgs({fields})"
@@ -150,6 +148,7 @@ def parse_argv(argv: Sequence[str]) -> HookArgs | None:
     itself costs the hook more than starting the interpreter does."""
     values: dict[str, str] = {}
     stages = []
+    timeout = None
     words = iter(argv)
     for word in words:
         if not word.startswith("-"):
@@ -162,15 +161,16 @@ def parse_argv(argv: Sequence[str]) -> HookArgs | None:
             value = next(words, "-")
             if value.startswith("-"):
                 return None
+        if name == "--timeout":
+            # argparse converts every occurrence, not only the last one that wins
+            try:
+                timeout = float(value)
+            except ValueError:
+                return None
         values[_VALUED[name]] = value
     if len(stages) != 1 or ("topology" in values and "sysfs_root" in values):
         return None
-    timeout = None
-    if "timeout" in values:
-        try:
-            timeout = float(values.pop("timeout"))
-        except ValueError:
-            return None
+    values.pop("timeout", None)
     return HookArgs(stages[0], timeout=timeout, **values)
 
 

@@ -50,7 +50,7 @@ def test_plain_command_lines_are_parsed_without_argparse(argv: list[str]) -> Non
     [
         [], ["-h"], ["--help"], ["a", "b"], ["--sock", "/s", "createRuntime"], ["--socket", "createRuntime"],
         ["--timeout", "soon", "createRuntime"], ["--topology", "t", "--sysfs-root", "/", "createRuntime"],
-        ["--", "createRuntime"], ["--socket"],
+        ["--", "createRuntime"], ["--socket"], ["--timeout", "soon", "--timeout=2", "createRuntime"],
     ],
 )
 def test_unusual_command_lines_go_to_argparse(argv: list[str]) -> None:
