@@ -114,6 +114,10 @@ class _Cell:
     reply_send: trio.MemorySendChannel[list[Envelope]]
     reply_receive: trio.MemoryReceiveChannel[list[Envelope]]
 
+    def threaded(self, message: Message) -> bool:
+        """Whether ``message`` is handled in a worker thread."""
+        return self.in_thread and (self.blocking_types is None or isinstance(message, self.blocking_types))
+
 
 def same_subject(request: Message) -> Match:
     """A reply concerns ``request`` when it names the same pod (and container) where both
@@ -193,9 +197,7 @@ class TrioRuntime:
     def runs_in_thread(self, name: str, message: Message | None = None) -> bool:
         """Whether the actor's deliveries (of ``message``'s type, when given) run in a thread."""
         cell = self._cells[name]
-        if message is None or cell.blocking_types is None:
-            return cell.in_thread
-        return cell.in_thread and isinstance(message, cell.blocking_types)
+        return cell.in_thread if message is None else cell.threaded(message)
 
     @property
     def next_seq(self) -> int:
@@ -348,8 +350,7 @@ class TrioRuntime:
         async with cell.inbox_receive:
             async for delivery in cell.inbox_receive:
                 try:
-                    if cell.in_thread and (cell.blocking_types is None
-                                           or isinstance(delivery.msg, cell.blocking_types)):
+                    if cell.threaded(delivery.msg):
                         emitted = await trio.to_thread.run_sync(actor.handle, delivery.msg)
                     else:
                         emitted = actor.handle(delivery.msg)
