@@ -130,7 +130,6 @@ class Daemon:
         probe: CgroupProbe | None = None,
         reconcile_period: float = 10.0,
         state_pods: Callable[[], Iterable[str]] | None = None,
-        pod_dir_pods: Iterable[str] = (),
     ) -> None:
         self.runtime = runtime
         self.metrics = metrics
@@ -144,7 +143,6 @@ class Daemon:
         self.registry = registry if registry is not None else Registry()
         self.placement = placement
         self.state_pods = state_pods
-        self.registry.pod_dir_pods.update(pod_dir_pods)
         self.pod_dir_uids: Callable[[], Collection[str] | None] | None = None
         # Pods between their admission and their registry record: not stale, only not yet recorded.
         self._admitting: dict[str, int] = {}
