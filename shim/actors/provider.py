@@ -147,10 +147,6 @@ class CheckpointSink(Protocol):
 class ProviderActor:
     """A hint provider as an actor; ``name`` is also the provider name in its messages."""
 
-    # Only these write the checkpoint (fsync): a threaded runtime keeps hints and allocations,
-    # pure computations, on its own thread (see shim.runtime.trio_runtime).
-    blocking_messages = (Commit, Release)
-
     def __init__(
         self, name: str, manager: ResourceManager, store: CheckpointSink, *, reply_to: str = "arbiter"
     ) -> None:

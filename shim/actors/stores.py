@@ -5,7 +5,10 @@ in the same directory (so the rename stays within one filesystem), the text, ``f
 file, ``rename`` over the old name, then ``fsync`` of the directory so the rename itself is
 durable. A failed write leaves the old file untouched and no temporary file behind. Inside
 :meth:`FileCheckpointStore.one_directory_sync` the directory is synced once, when the block
-ends, for all the renames made in it (one decision writes both state files).
+ends, for all the renames made in it (one decision writes both state files). A batch begun
+with ``hold=True`` keeps the saves in memory until :meth:`FileCheckpointStore.flush` writes them
+all and syncs the directory once: the daemon's runtime computes a decision on its event loop and
+does the decision's I/O in one worker-thread job.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class FileCheckpointStore:
         self.mode = mode
         self._deferring = 0
         self._unsynced = False
+        self._held: dict[str, str] | None = None  # name -> newest text, while a batch holds saves
 
     @contextlib.contextmanager
     def one_directory_sync(self) -> Iterator[None]:
@@ -69,16 +73,36 @@ class FileCheckpointStore:
             if self.end_batch():
                 self.sync_directory()
 
-    def begin_batch(self) -> None:
+    def begin_batch(self, *, hold: bool = False) -> None:
         """:meth:`one_directory_sync` in two calls, for a caller that must do the directory
-        fsync elsewhere (the trio runtime, in a worker thread): saves from now on leave it out."""
+        fsync elsewhere (the trio runtime, in a worker thread): saves from now on leave it out.
+        With ``hold``, saves are not even written: each name's newest text waits for
+        :meth:`flush`."""
         self._deferring += 1
+        if hold and self._held is None:
+            self._held = {}
 
     def end_batch(self) -> bool:
-        """End what :meth:`begin_batch` began; True when renames are waiting for
-        :meth:`sync_directory`, which the caller must then do before reporting anything."""
+        """End what :meth:`begin_batch` began; True when held saves or renames are waiting for
+        :meth:`flush`, which the caller must then do before reporting anything."""
         self._deferring -= 1
-        return not self._deferring and self._unsynced
+        return not self._deferring and (self._unsynced or bool(self._held))
+
+    @property
+    def holding(self) -> bool:
+        """Whether saves are held in memory, unwritten (see :meth:`flush`)."""
+        return bool(self._held)
+
+    def flush(self) -> None:
+        """Write the held saves (each atomically, in the order first saved), then fsync the
+        directory once for them and for any earlier rename of the batch. Saves stay held while
+        the batch goes on."""
+        held = self._held
+        self._held = {} if self._deferring and held is not None else None
+        for name, text in (held or {}).items():
+            self._write(name, text)
+            self._unsynced = True
+        self.sync_directory()
 
     def sync_directory(self) -> None:
         """fsync the directory: the renames made so far are durable."""
@@ -90,12 +114,26 @@ class FileCheckpointStore:
         return self.directory / name
 
     def load(self, name: str) -> str | None:
+        if self._held and name in self._held:
+            return self._held[name]
         try:
             return self.path(name).read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
 
     def save(self, name: str, text: str) -> None:
+        if self._held is not None:
+            _check_name(name)
+            self._held[name] = text
+            return
+        self._write(name, text)
+        if self._deferring:
+            self._unsynced = True
+        else:
+            _fsync_directory(self.directory)
+
+    def _write(self, name: str, text: str) -> None:
+        # temp file, fsync, rename; the directory fsync is the caller's
         target = self.path(name)
         self.directory.mkdir(parents=True, exist_ok=True)
         data = text.encode("utf-8")
@@ -115,10 +153,6 @@ class FileCheckpointStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
             raise
-        if self._deferring:
-            self._unsynced = True
-        else:
-            _fsync_directory(self.directory)
 
 
 def _temp_file(directory: Path, name: str) -> tuple[int, str]:

@@ -834,8 +834,9 @@ def open_daemon(
         taps.insert(0, Recorder(trace_header(config, topology, store), trace))
     runtime = TrioRuntime(
         actors.all(), taps=taps, snapshot=lambda: node_state(SimpleNamespace(actors=actors)),
-        # Providers fsync their checkpoints and the writer touches cgroupfs: keep them off the loop.
-        blocking_names=[actor.name for actor in actors.all() if actor is not actors.arbiter],
+        # The writer touches cgroupfs: off the loop. The providers compute on it; their
+        # checkpoint saves are held by the store and written in a worker thread per input.
+        blocking_names=[actors.cgroups.name],
         batch=store,
     )
     cpu_manager = actors.cpu_manager

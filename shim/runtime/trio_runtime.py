@@ -9,12 +9,17 @@ would: a FIFO of envelopes, one delivery at a time, the tap shown each delivery 
 handles it. So the deliveries, their sequence numbers and their order are those of the sync bus
 for the same inputs, and a daemon trace replays with :mod:`shim.runtime.replay`.
 
-Actors whose ``handle`` does blocking I/O (cgroup writes, sysfs walks, fsync'ed checkpoints)
-are declared blocking (a ``blocking = True`` attribute, the :func:`blocking` wrapper, or by name)
-and run in ``trio.to_thread``, so the event loop keeps serving reads meanwhile. An actor that
-knows which of its messages do the I/O names their types in a ``blocking_messages`` attribute;
-only those go to a thread (a hop to a worker thread and back costs more than handling a hint
-request, and an admission is a dozen deliveries). Reads never
+Actors whose ``handle`` does blocking I/O (cgroup writes, sysfs walks) are declared blocking
+(a ``blocking = True`` attribute, the :func:`blocking` wrapper, or by name) and run in
+``trio.to_thread``, so the event loop keeps serving reads meanwhile. An actor that knows which of
+its messages do the I/O names their types in a ``blocking_messages`` attribute; only those go to
+a thread (a hop to a worker thread and back costs more than handling a hint request, and an
+admission is a dozen deliveries). Checkpoints are the exception: the store given as ``batch``
+holds every save of an input in memory, and the input's writes (each file atomically, then one
+directory fsync) are done in one worker-thread job when the input has run to quiescence, before
+its outcome is reported, so the providers compute on the loop and a decision that changes no
+state does no I/O at all. Held writes are also flushed before any delivery that runs in a
+thread: a cgroup is never written for a placement the state files do not hold yet. Reads never
 take the admission lock: :attr:`TrioRuntime.snapshot` is refreshed after each input.
 
 A failing actor stops the runtime: the error is logged as one line naming the actor, the
@@ -48,14 +53,17 @@ Match = Callable[[Message], bool]
 
 
 class DirectoryBatch(Protocol):
-    """A checkpoint store whose directory fsync can be left to the end of an input
-    (:class:`~shim.actors.stores.FileCheckpointStore`)."""
+    """A checkpoint store that can hold an input's saves and write them in one go, with one
+    directory fsync (:class:`~shim.actors.stores.FileCheckpointStore`)."""
 
-    def begin_batch(self) -> None: ...
+    def begin_batch(self, *, hold: bool = False) -> None: ...
 
     def end_batch(self) -> bool: ...
 
-    def sync_directory(self) -> None: ...
+    @property
+    def holding(self) -> bool: ...
+
+    def flush(self) -> None: ...
 
 
 class RuntimeStopped(RuntimeError):
@@ -138,8 +146,9 @@ class TrioRuntime:
 
     ``taps`` see every delivery in order (the trace :class:`~shim.runtime.recorder.Recorder`,
     metrics); ``blocking_names`` names actors to run in threads in addition to those declaring
-    themselves blocking; ``batch`` is the store the actors write checkpoints to, whose directory
-    is then fsynced once per input (not once per file); ``snapshot`` is called after each input
+    themselves blocking; ``batch`` is the store the actors write checkpoints to: its saves are
+    held during each input and written in a worker thread at the end, with one directory fsync
+    (see the module docstring); ``snapshot`` is called after each input
     (and at start) and its result is what :attr:`snapshot` returns to readers; ``limit`` bounds
     the deliveries of one input.
     """
@@ -303,18 +312,27 @@ class TrioRuntime:
                 item.done.set()
 
     async def _run_durably(self, item: _Input) -> None:
-        # One directory fsync per input for every checkpoint it renamed (as the sync bus's node
-        # does per decision), before anyone hears of its outcome; in a worker thread like the
-        # writes themselves.
+        # The input's checkpoints are written, and their directory fsynced once (as the sync
+        # bus's node does per decision), before anyone hears of its outcome: one worker-thread
+        # job for all of it. Also when an actor failed: what the input decided before that
+        # stays decided, as it did when each provider wrote its own file.
         if self._batch is None:
             await self._run_to_idle(item)
             return
-        self._batch.begin_batch()
+        self._batch.begin_batch(hold=True)
         try:
             await self._run_to_idle(item)
         finally:
             if self._batch.end_batch():
-                await trio.to_thread.run_sync(self._batch.sync_directory)
+                await trio.to_thread.run_sync(self._flush)
+
+    def _flush(self) -> None:
+        assert self._batch is not None
+        try:
+            self._batch.flush()
+        except OSError as err:
+            # The state on disk no longer follows the decisions: stop, as a failing actor does.
+            raise BusError(f"writing the checkpoints failed: {err}") from err
 
     async def _run_to_idle(self, item: _Input) -> None:
         # Exactly Bus.run_until_idle after Bus.send(envelope): same seq, same FIFO order.
@@ -334,6 +352,11 @@ class TrioRuntime:
             if envelope.to == EXTERNAL:
                 continue  # an outcome for the outside world: numbered and tapped, like the bus's outbox
             cell = self._cells[envelope.to]
+            if self._batch is not None and self._batch.holding and cell.threaded(envelope.message):
+                # Write-ahead: a threaded actor acts on the node (a cgroup write), and what the
+                # state decided must be on disk first, as the kubelet checkpoints a CPU
+                # assignment before the container starts with it.
+                await trio.to_thread.run_sync(self._flush)
             await cell.inbox_send.send(delivery)
             emitted = await cell.reply_receive.receive()
             try:

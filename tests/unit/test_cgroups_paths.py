@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -342,6 +343,15 @@ def test_confine_rejects_symlinks_out_of_the_mount(tmp_path: Path) -> None:
         with pytest.raises(CgroupPathError, match="escapes the cgroup mount"):
             paths.confine(mount, value)
     assert paths.confine(mount, "/ok") == mount / "inner"
+
+
+def test_resolved_is_realpath(tmp_path: Path) -> None:
+    (tmp_path / "real/sub").mkdir(parents=True)
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for name in ("real/sub", "link/sub", "link/./sub/", "link/missing/deeper", "dangling", "dangling/x", "."):
+        path = str(tmp_path / name)
+        assert paths.resolved(path) == os.path.realpath(path), name
 
 
 def test_lexical_locations_reject_dotdot() -> None:

@@ -454,3 +454,15 @@ def test_memory_io_derives_effective_from_ancestors() -> None:
     assert io.read("/a/b/c/cpuset.cpus.effective") == "2-3"
     assert io.read("/a/b/cpuset.cpus") == "2-5"
     assert io.read("/x/cpuset.cpus.effective") == ""
+
+
+def test_host_io_reads_a_whole_file_of_any_size(tmp_path: Path) -> None:
+    # cgroup.procs of a busy cgroup is longer than one read
+    procs = "".join(f"{pid}\n" for pid in range(1, 40_000))
+    (tmp_path / "cgroup.procs").write_text(procs)
+    (tmp_path / "cpuset.cpus").write_text("0-3\n")
+    host = writer.HostIO(ops_for("python"))
+    assert host.read(str(tmp_path / "cgroup.procs")) == procs
+    assert host.read(str(tmp_path / "cpuset.cpus")) == "0-3\n"
+    with pytest.raises(FileNotFoundError):
+        host.read(str(tmp_path / "missing"))

@@ -96,6 +96,78 @@ def test_partial_os_write_is_completed(tmp_path: Path, monkeypatch: pytest.Monke
     assert (tmp_path / NAME).read_text() == "0123456789"
 
 
+def test_a_holding_batch_writes_nothing_until_flush_then_each_file_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fsynced: list[str] = []  # "file" or "dir", in order
+    real_fsync = os.fsync
+
+    def noting(fd: int) -> None:
+        fsynced.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", noting)
+    store = FileCheckpointStore(tmp_path)
+    store.save(NAME, "before")
+    del fsynced[:]
+    store.begin_batch(hold=True)
+    assert not store.holding
+    store.save(NAME, "first")
+    store.save("memory_manager_state", "m")
+    store.save(NAME, "newest")
+    assert store.holding and fsynced == []
+    assert (tmp_path / NAME).read_text() == "before"  # nothing on disk yet
+    assert store.load(NAME) == "newest"  # but the store answers with what it holds
+    with pytest.raises(ValueError, match="invalid checkpoint name"):
+        store.save("../escape", "x")  # a bad name is refused when saved, not when flushed
+    assert store.end_batch()
+    store.flush()
+    # one write per name (its newest text), then one directory fsync
+    assert fsynced == ["file", "file", "dir"]
+    assert (tmp_path / NAME).read_text() == "newest"
+    assert (tmp_path / "memory_manager_state").read_text() == "m"
+    assert sorted(os.listdir(tmp_path)) == ["cpu_manager_state", "memory_manager_state"]
+    # the batch is over: saves are written (and synced) at once again
+    del fsynced[:]
+    store.save(NAME, "after")
+    assert fsynced == ["file", "dir"] and (tmp_path / NAME).read_text() == "after"
+
+
+def test_a_flush_inside_a_holding_batch_keeps_holding(tmp_path: Path) -> None:
+    store = FileCheckpointStore(tmp_path)
+    store.begin_batch(hold=True)
+    store.save(NAME, "one")
+    store.flush()
+    assert (tmp_path / NAME).read_text() == "one" and not store.holding
+    store.save(NAME, "two")
+    assert store.holding and (tmp_path / NAME).read_text() == "one"
+    assert store.end_batch()
+    store.flush()
+    assert (tmp_path / NAME).read_text() == "two"
+    store.begin_batch(hold=True)
+    assert not store.end_batch()  # a batch that saved nothing leaves nothing to flush
+
+
+def test_a_failed_held_write_keeps_the_old_file_and_names_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FileCheckpointStore(tmp_path)
+    store.save(NAME, "old state")
+    store.begin_batch(hold=True)
+    store.save(NAME, "new state")
+    store.end_batch()
+    real_fsync = os.fsync
+
+    def failing(fd: int) -> None:
+        if not stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", failing)
+    with pytest.raises(OSError, match="Input/output error"):
+        store.flush()
+    assert (tmp_path / NAME).read_text() == "old state"
+    assert os.listdir(tmp_path) == [NAME]  # no temporary file left
+
+
 @pytest.mark.parametrize("bad", ["", ".", "..", "a/b", "../escape", "nul\0byte"])
 def test_names_are_single_path_components(tmp_path: Path, bad: str) -> None:
     for store in (FileCheckpointStore(tmp_path), MemoryCheckpointStore()):

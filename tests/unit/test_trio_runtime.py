@@ -336,21 +336,144 @@ def test_recorder_sink_stream() -> None:
     assert trace.deliveries[0].sender == "external" and isinstance(trace.deliveries[0].msg, AdmitPod)
 
 
-def test_the_node_providers_do_only_their_checkpoint_writes_in_threads() -> None:
-    from shim.actors.stores import MemoryCheckpointStore
+def _node_runtime(tmp_path: Path) -> tuple[Any, Any, TrioRuntime]:
+    """The real actors over a file store in ``tmp_path``, declared as ``podshim serve`` does."""
+    from shim.actors.stores import FileCheckpointStore
     from shim.config import default_config
-    from shim.messages import Commit, HintsRequest, Release
     from shim.runtime.node import build_actors
     from shim.topology.generate import generate
 
-    actors = build_actors(default_config(), generate(sockets=1, cores_per_socket=4), MemoryCheckpointStore())
-    providers = [actors.cpu.name, actors.memory.name]
-    # as podshim serve declares them: every actor but the arbiter may block
-    runtime = TrioRuntime(actors.all(), blocking_names=[a.name for a in actors.all() if a is not actors.arbiter])
-    for name in providers:
-        assert runtime.runs_in_thread(name, Commit(pod_uid="p"))
-        assert runtime.runs_in_thread(name, Release(pod_uid="p"))
-        assert not runtime.runs_in_thread(name, HintsRequest(pod=toy_pod("p")))
+    store = FileCheckpointStore(tmp_path)
+    actors = build_actors(default_config(), generate(sockets=1, cores_per_socket=4), store)
+    return store, actors, TrioRuntime(actors.all(), blocking_names=[actors.cgroups.name], batch=store)
+
+
+def _noting_writes(monkeypatch: pytest.MonkeyPatch, store: Any) -> list[tuple[str, int]]:
+    """Record (file name, thread) of every checkpoint file the store writes."""
+    written: list[tuple[str, int]] = []
+    real = type(store)._write
+
+    def noting(self: Any, name: str, text: str) -> None:
+        written.append((name, threading.get_ident()))
+        real(self, name, text)
+
+    monkeypatch.setattr(type(store), "_write", noting)
+    return written
+
+
+async def test_the_node_providers_compute_on_the_loop_and_each_input_writes_in_one_thread_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shim.actors import stores
+    from shim.messages import Commit, Release
+    from shim.pod import Pod
+
+    store, actors, runtime = _node_runtime(tmp_path)
+    for name in (actors.cpu.name, actors.memory.name):
+        assert not runtime.runs_in_thread(name, Commit(pod_uid="p"))
+        assert not runtime.runs_in_thread(name, Release(pod_uid="p"))
+    written = _noting_writes(monkeypatch, store)
+    synced: list[str] = []
+    monkeypatch.setattr(stores, "_fsync_directory", lambda directory: synced.append(str(directory)))
+    guaranteed = Pod.from_dict({"metadata": {"name": "g", "uid": "g"}, "spec": {"containers": [
+        {"name": "c", "resources": {"limits": {"cpu": "2", "memory": "1Gi"}}}]}})
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.run)
+        outcome = await runtime.request(AdmitPod(pod=guaranteed), (Admitted, Rejected))
+        assert isinstance(outcome, Admitted)
+        # both state files, written by one worker thread, then one directory fsync; all of it
+        # before the outcome came back
+        assert sorted(name for name, _ in written) == ["cpu_manager_state", "memory_manager_state"]
+        assert len({thread for _, thread in written}) == 1 and written[0][1] != threading.get_ident()
+        assert synced == [str(tmp_path)]
+        assert "g" in (tmp_path / "cpu_manager_state").read_text()
+        # a decision that changes no state writes nothing and syncs nothing
+        del written[:], synced[:]
+        await runtime.request(RemovePod(pod_uid="nobody"))
+        assert written == [] and synced == []
+        await runtime.request(RemovePod(pod_uid="g"))
+        assert sorted(name for name, _ in written) == ["cpu_manager_state", "memory_manager_state"]
+        assert synced == [str(tmp_path)]
+        runtime.close()
+    assert '"g"' not in (tmp_path / "cpu_manager_state").read_text()
+
+
+class SaveThenAct:
+    """On loop: saves a checkpoint, then asks the threaded ``Checker`` to act (as a provider's
+    commit precedes a cgroup write)."""
+
+    name = "saver"
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def handle(self, message: Message) -> list[Envelope]:
+        if isinstance(message, RemovePod):
+            self.store.save("a_state", message.pod_uid)
+            return [Envelope(to="checker", message=message)]
+        return []
+
+
+class Checker:
+    """Threaded: notes what the state file on disk holds when it acts."""
+
+    name = "checker"
+    blocking = True
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seen: list[str | None] = []
+
+    def handle(self, message: Message) -> list[Envelope]:
+        self.seen.append(self.path.read_text() if self.path.exists() else None)
+        return []
+
+
+async def test_held_checkpoints_are_written_before_a_threaded_actor_acts(tmp_path: Path) -> None:
+    from shim.actors.stores import FileCheckpointStore
+
+    store = FileCheckpointStore(tmp_path)
+    checker = Checker(tmp_path / "a_state")
+    runtime = TrioRuntime([SaveThenAct(store), checker], batch=store)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runtime.run)
+        await runtime.submit(Envelope(to="saver", message=RemovePod(pod_uid="first")))
+        await runtime.submit(Envelope(to="saver", message=RemovePod(pod_uid="second")))
+        runtime.close()
+    assert checker.seen == ["first", "second"]
+
+
+async def test_a_failed_checkpoint_write_stops_the_runtime(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+
+    from shim.actors.stores import FileCheckpointStore
+
+    store = FileCheckpointStore(tmp_path)
+
+    def full(self: Any, name: str, text: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / name))
+
+    monkeypatch.setattr(FileCheckpointStore, "_write", full)
+    runtime = TrioRuntime([TwoFileSaver(store, threaded=False)], batch=store)
+    caught: list[BaseException] = []
+    with caplog.at_level(logging.CRITICAL, logger="podshim.runtime"):
+        async with trio.open_nursery() as nursery:
+
+            async def run() -> None:
+                try:
+                    await runtime.run()
+                except BusError as err:
+                    caught.append(err)
+
+            nursery.start_soon(run)
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(RuntimeStopped, match="writing the checkpoints failed"):
+                await runtime.submit(Envelope(to="saver", message=RemovePod(pod_uid="p")))
+    assert caught and "No space left on device" in str(caught[0]) and "a_state" in str(caught[0])
+    assert "writing the checkpoints failed" in caplog.text
+    assert runtime.stopped.is_set()
 
 
 class TwoFileSaver:
@@ -358,10 +481,10 @@ class TwoFileSaver:
     a decision commits)."""
 
     name = "saver"
-    blocking = True
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, threaded: bool = True) -> None:
         self.store = store
+        self.blocking = threaded
 
     def handle(self, message: Message) -> list[Envelope]:
         self.store.save("a_state", "1")
