@@ -6,10 +6,13 @@ as ``podshim`` does without loading argparse, which costs about one more interpr
 
 from __future__ import annotations
 
+import os
+import sys
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import TextIO, TypeVar
+    from typing import NoReturn, TextIO, TypeVar
 
     T = TypeVar("T")
 
@@ -54,4 +57,22 @@ def guarded(stream: TextIO, command: Callable[[T], int], argument: T) -> int:
         return EXIT_FAILURE
 
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "RuntimeFailure", "UsageError", "fail", "guarded"]
+def exit_now(code: int) -> NoReturn:
+    """End a one-shot process (the OCI hook) with ``code``, skipping the interpreter's
+    finalization (module teardown, a last collection): about 2 ms here, a fifth of the bare
+    interpreter's start-up, on every container start and stop. Only for a process that has
+    nothing left to tear down: its output is flushed here, its files are closed (the hook
+    writes through ``with`` blocks and atomic renames) and its state lock is released by the
+    kernel with the process. A stream that cannot be flushed takes the normal way out."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    os._exit(code)
+
+
+__all__ = [
+    "EXIT_FAILURE", "EXIT_OK", "EXIT_REJECTED", "EXIT_USAGE", "RuntimeFailure", "UsageError", "exit_now", "fail",
+    "guarded",
+]

@@ -194,7 +194,10 @@ HEAVY_FOR_THE_CLIENT = (
 HEAVY_SHIM = ("shim.pod", "shim.messages", "shim.cgroups", "shim.frontends.protocol", "shim.frontends.cli",
               "shim.runtime", "shim.actors")
 IMPORT_PROBE = (
-    "import sys\n"
+    "import os, sys\n"
+    "def _exit(code):\n"  # the script leaves through os._exit (errors.exit_now): report instead
+    "    raise SystemExit(code)\n"
+    "os._exit = _exit\n"
     "before = set(sys.modules)\n"
     "sys.argv = [{script!r}, *{argv!r}]\n"
     "with open({script!r}) as file:\n"
@@ -318,3 +321,28 @@ def test_hook_event_payload_is_a_valid_protocol_request() -> None:
     decoded = decode_request(Frame(payload, "json"))
     assert decoded == HookEvent(stage="createRuntime", state={"id": "c", "pid": 5}, annotations={"a": "b"},
                                 pod_uid="u", container="c", cgroup="/x", pid=5)
+
+
+def test_the_hook_script_reports_and_exits_with_its_code(tmp_path: Path) -> None:
+    # exit_now skips the interpreter's finalization: the one-line error and the exit code must
+    # still come out, through a pipe as a runtime reads them
+    bundle = tmp_path / "b"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({"annotations": podshim_annotations("u", "c")}))
+    state = json.dumps({"id": "c", "status": "creating", "bundle": str(bundle), "pid": os.getpid()})
+    script = str(REPO / "scripts" / "podshim-hook")
+    done = subprocess.run([sys.executable, script, "--socket", str(tmp_path / "none.sock"), "createRuntime"],
+                          input=state.encode(), capture_output=True)
+    assert done.returncode == 3
+    lines = done.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("podshim") and "none.sock" in lines[0], lines
+
+
+def test_exit_now_flushes_buffered_output_first(tmp_path: Path) -> None:
+    probe = ("import sys\n"
+             "from shim.frontends.errors import exit_now\n"
+             "sys.stdout.write('out' * 1000)\n"
+             "sys.stderr.write('err')\n"
+             "exit_now(5)\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, cwd=REPO)
+    assert (done.returncode, done.stdout.decode(), done.stderr.decode()) == (5, "out" * 1000, "err")
