@@ -25,7 +25,10 @@ row) and holds typing_extensions (for mypy), which msgspec imports when it is th
   ``podshim-hook --socket PATH``. The OCI state names the pid of a sleeping child placed in the
   scratch cgroup, as runc's createRuntime state does.
 * the ``import msgspec`` row is the floor of embedded mode, which runs the actors in-process
-  and so loads msgspec (which loads typing, datetime, decimal, uuid, enum and re).
+  and so loads msgspec (which loads typing, datetime, decimal, uuid, enum and re); like the
+  hook, it leaves with ``os._exit`` (no interpreter finalization). The "imports only" row loads
+  exactly the modules one embedded createRuntime loads (read from ``-X importtime`` at bench
+  time) and leaves: what is left of the hook's time above it is its own work.
 * the console-script row runs ``podshim hook`` through the development venv's ``podshim``
   wrapper, for comparison.
 
@@ -295,11 +298,19 @@ def hook_rows(runs: int) -> list[Row]:
             ("python -c pass (installed venv)", timed([installation.python, "-c", "pass"], b"", runs, env)),
             ("python -c pass (editable venv)", timed([python, "-c", "pass"], b"", runs, env)),
             # The floor of any process that runs the actors: their messages are msgspec Structs.
-            ("python -c 'import msgspec' (installed venv)",
-             timed([installation.python, "-c", "import msgspec"], b"", runs, env)),
+            ("import msgspec, os._exit (installed venv)",
+             timed([installation.python, "-c", "import msgspec, os; os._exit(0)"], b"", runs, env)),
         ]
         rows += _hook_rows(Bench(Path(tmp), runs, installation), runs, env)
     return rows
+
+
+def embedded_modules(python: str, argv: list[str], stdin: bytes, env: dict[str, str]) -> list[str]:
+    """The shim modules one run of ``argv`` imports, in import order (they import the rest)."""
+    done = subprocess.run([python, "-X", "importtime", *argv], input=stdin, env=env, capture_output=True, check=True)
+    names = [line.rsplit("|", 1)[1].strip() for line in done.stderr.decode().splitlines()
+             if line.startswith("import time:") and "|" in line]
+    return [name for name in names if name == "shim" or name.startswith("shim.")]
 
 
 def _hook_rows(bench: Bench, runs: int, env: dict[str, str]) -> list[Row]:
@@ -324,6 +335,10 @@ def _hook_rows(bench: Bench, runs: int, env: dict[str, str]) -> list[Row]:
         warm = bench.pair(create, stop, managed, env)
         rows.append(("hook createRuntime, embedded, warm cache", warm[0]))
         rows.append(("hook poststop, embedded, warm cache", warm[1]))
+        loaded = ",".join(embedded_modules(bench.installation.python, create, managed, env))
+        subprocess.run([*stop], input=managed, env=env, check=True, capture_output=True)
+        rows.append(("imports of createRuntime, embedded, only",
+                     timed([bench.installation.python, "-c", f"import {loaded}, os; os._exit(0)"], b"", runs, env)))
         console = bench.embedded(console_script=True)
         warm = bench.pair([*console, "createRuntime"], [*console, "poststop"], managed, env)
         rows.append(("`podshim hook` createRuntime, editable venv", warm[0]))
