@@ -104,6 +104,10 @@ class FileCheckpointStore:
             self._unsynced = True
         self.sync_directory()
 
+    def drop_held(self) -> None:
+        """Forget the held saves unwritten (the input that made them failed)."""
+        self._held = {} if self._deferring and self._held is not None else None
+
     def sync_directory(self) -> None:
         """fsync the directory: the renames made so far are durable."""
         self._unsynced = False

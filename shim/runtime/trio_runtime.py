@@ -65,6 +65,8 @@ class DirectoryBatch(Protocol):
 
     def flush(self) -> None: ...
 
+    def drop_held(self) -> None: ...
+
 
 class RuntimeStopped(RuntimeError):
     """The runtime is shutting down or has stopped; the input was not (or not fully) handled."""
@@ -314,17 +316,21 @@ class TrioRuntime:
     async def _run_durably(self, item: _Input) -> None:
         # The input's checkpoints are written, and their directory fsynced once (as the sync
         # bus's node does per decision), before anyone hears of its outcome: one worker-thread
-        # job for all of it. Also when an actor failed: what the input decided before that
-        # stays decided, as it did when each provider wrote its own file.
+        # job for all of it. An input that fails (an actor raised, the runtime was cancelled)
+        # writes nothing more: nobody hears of its outcome, and the files keep the state from
+        # before it, apart from what a cgroup write already needed on disk (see _run_to_idle).
         if self._batch is None:
             await self._run_to_idle(item)
             return
         self._batch.begin_batch(hold=True)
         try:
             await self._run_to_idle(item)
-        finally:
-            if self._batch.end_batch():
-                await trio.to_thread.run_sync(self._flush)
+        except BaseException:
+            self._batch.end_batch()
+            self._batch.drop_held()
+            raise
+        if self._batch.end_batch():
+            await trio.to_thread.run_sync(self._flush)
 
     def _flush(self) -> None:
         assert self._batch is not None

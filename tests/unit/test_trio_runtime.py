@@ -443,6 +443,32 @@ async def test_held_checkpoints_are_written_before_a_threaded_actor_acts(tmp_pat
     assert checker.seen == ["first", "second"]
 
 
+class Raiser:
+    """Fails on every message."""
+
+    name = "checker"
+
+    def handle(self, message: Message) -> list[Envelope]:
+        raise RuntimeError("boom")
+
+
+async def test_an_input_that_fails_writes_nothing_it_held(tmp_path: Path) -> None:
+    from shim.actors.stores import FileCheckpointStore
+
+    store = FileCheckpointStore(tmp_path)
+    runtime = TrioRuntime([SaveThenAct(store), Raiser()], batch=store)
+    errors: list[BaseException] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(runner, runtime, errors)
+        with pytest.raises(RuntimeStopped):
+            await runtime.submit(Envelope(to="saver", message=RemovePod(pod_uid="first")))
+    assert errors and "boom" in str(errors[0])
+    # the saver's checkpoint was held for the input, which failed: all or nothing
+    assert not (tmp_path / "a_state").exists() and not store.holding
+    store.save("a_state", "later")  # the store writes at once again
+    assert (tmp_path / "a_state").read_text() == "later"
+
+
 async def test_a_failed_checkpoint_write_stops_the_runtime(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
