@@ -1,6 +1,7 @@
 """``podshim serve`` as a process: refusing a corrupt state file, ``--reset-state`` moving files
-aside, SIGTERM in the middle of a stream of admissions leaving state that a restart accepts, a
-pod whose ``--pod-dir`` file was deleted while the daemon was down released at restart."""
+aside, SIGTERM in the middle of a stream of admissions leaving state that a restart accepts,
+SIGKILL at arbitrary points of such a stream losing nothing that was answered, a pod whose
+``--pod-dir`` file was deleted while the daemon was down released at restart."""
 
 from __future__ import annotations
 
@@ -154,6 +155,91 @@ def test_sigterm_mid_stream_leaves_consistent_state(tmp_path: Path) -> None:
             process.kill()
     assert {p["uid"] for p in restored["pods"]} == set(state.assignments)
     assert restored["free"]["shared_cpus"] == str(state.default_cpuset)
+
+
+def _check_cpu_state(state_dir: Path) -> set[str]:
+    """The state files decode and validate on this machine, exclusive CPUs are disjoint and
+    outside the shared pool; the uids holding CPUs."""
+    actors = build_actors(node_config(), node_topology(), FileCheckpointStore(state_dir), state_dir=str(state_dir))
+    state = actors.cpu_manager.state
+    union = CPUSet()
+    for containers in state.assignments.values():
+        for cpus in containers.values():
+            assert not (union & cpus)
+            union = union | cpus
+    assert not (union & state.default_cpuset)
+    assert union | state.default_cpuset == CPUSet.parse("0-7")
+    return set(state.assignments)
+
+
+def test_sigkill_mid_stream_loses_nothing_answered(tmp_path: Path) -> None:
+    # Three rounds on the same state directory, each ended by SIGKILL after a different number
+    # of answers: whatever the daemon answered (admitted, removed) must hold after the restart,
+    # and the files must never be torn.
+    sock = tmp_path / "d.sock"
+    command = serve_command(tmp_path)
+    live: dict[str, bool | None] = {}  # uid -> admitted (True), removed (False), removal unanswered (None)
+    lock = threading.Lock()
+    for round_number, answers in enumerate((15, 40, 70)):
+        process = start(command, sock)
+        answered = threading.Semaphore(0)
+        stop = threading.Event()
+
+        def stream(worker: int, round_number: int = round_number, answered: threading.Semaphore = answered,
+                   stop: threading.Event = stop) -> None:
+            try:
+                with Client(str(sock), timeout=30) as client:
+                    for i in range(1000):
+                        if stop.is_set():
+                            return
+                        uid = f"r{round_number}-w{worker}-{i}"
+                        result = client.admit([pod(uid, "1")])
+                        if result["pods"][0]["admitted"]:
+                            with lock:
+                                live[uid] = True
+                        answered.release()
+                        if i % 2:
+                            with lock:
+                                live[uid] = None  # either way, if the answer never comes
+                            client.remove(uid)
+                            with lock:
+                                live[uid] = False
+            except DaemonError:
+                return  # killed mid-request: that request was not answered
+
+        threads = [threading.Thread(target=stream, args=(n,)) for n in range(3)]
+        try:
+            for thread in threads:
+                thread.start()
+            for _ in range(answers):
+                assert answered.acquire(timeout=60)
+            process.kill()
+            process.wait(timeout=60)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(timeout=60)
+            if process.poll() is None:
+                process.kill()
+        held = _check_cpu_state(tmp_path / "state")
+        with lock:
+            admitted = {uid for uid, up in live.items() if up is True}
+            removed = {uid for uid, up in live.items() if up is False}
+        assert admitted <= held, f"answered admissions lost: {sorted(admitted - held)}"
+        # A restart accepts the files and keeps every answered admission (the registry was
+        # written before each answer); a pod whose answer never came may be released as stale.
+        process = start(command, sock)
+        try:
+            with Client(str(sock), timeout=30) as client:
+                restored = {p["uid"] for p in client.state()["pods"]}
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert admitted <= restored, f"answered admissions lost at restart: {sorted(admitted - restored)}"
+        assert not (removed & restored), f"answered removals undone at restart: {sorted(removed & restored)}"
+        assert restored <= _check_cpu_state(tmp_path / "state")
 
 
 def test_pod_file_deleted_while_down_is_released_at_restart(tmp_path: Path) -> None:
