@@ -10,9 +10,9 @@ gates on.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -147,7 +147,7 @@ def default_config() -> Config:
     )
 
 
-def load_config(path: str | Path | None) -> Config:
+def load_config(path: str | os.PathLike[str] | None) -> Config:
     """Read and validate a KubeletConfiguration file; None gives ``default_config()``. A file
     named ``*.json`` is read as JSON (no YAML parser is loaded: the hook starts faster)."""
     if path is None:
@@ -155,12 +155,13 @@ def load_config(path: str | Path | None) -> Config:
     return config_from_mapping(read_config_document(path), source=str(path))
 
 
-def read_config_document(path: str | Path) -> object:
+def read_config_document(path: str | os.PathLike[str]) -> object:
     """The parsed but not yet validated document of a config file (JSON for ``*.json``, else
     YAML); ConfigError names the file when it cannot be read or parsed."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except OSError as err:
         raise ConfigError(f"{source}: cannot read: {err.strerror}") from None
     if source.endswith(".json"):

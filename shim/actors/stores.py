@@ -18,7 +18,6 @@ import errno
 import fcntl
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 LOCK_NAME = ".podshim.lock"
 """The lock file embedded mode takes in the state directory (one admission at a time)."""
@@ -55,7 +54,7 @@ class FileCheckpointStore:
     """Checkpoints as files in ``directory`` (created if missing), written atomically."""
 
     def __init__(self, directory: str | os.PathLike[str], *, mode: int = 0o644) -> None:
-        self.directory = Path(directory)
+        self.directory = os.fspath(directory)
         self.mode = mode
         self._deferring = 0
         self._unsynced = False
@@ -113,15 +112,16 @@ class FileCheckpointStore:
         self._unsynced = False
         _fsync_directory(self.directory)
 
-    def path(self, name: str) -> Path:
+    def path(self, name: str) -> str:
         _check_name(name)
-        return self.directory / name
+        return os.path.join(self.directory, name)
 
     def load(self, name: str) -> str | None:
         if self._held and name in self._held:
             return self._held[name]
         try:
-            return self.path(name).read_text(encoding="utf-8")
+            with open(self.path(name), encoding="utf-8") as file:
+                return file.read()
         except FileNotFoundError:
             return None
 
@@ -139,7 +139,7 @@ class FileCheckpointStore:
     def _write(self, name: str, text: str) -> None:
         # temp file, fsync, rename; the directory fsync is the caller's
         target = self.path(name)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        os.makedirs(self.directory, exist_ok=True)
         data = text.encode("utf-8")
         fd, temp = _temp_file(self.directory, name)
         try:
@@ -159,7 +159,7 @@ class FileCheckpointStore:
             raise
 
 
-def _temp_file(directory: Path, name: str) -> tuple[int, str]:
+def _temp_file(directory: str, name: str) -> tuple[int, str]:
     """A new file ``.<name>.<random>.tmp`` in ``directory``, created exclusively with mode 0600
     (what ``tempfile.mkstemp`` does; ``tempfile`` itself costs the OCI hook milliseconds to
     import: shutil, random and the compression modules)."""
@@ -173,7 +173,7 @@ def _temp_file(directory: Path, name: str) -> tuple[int, str]:
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(directory))
 
 
-def _fsync_directory(directory: Path) -> None:
+def _fsync_directory(directory: str) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -186,15 +186,15 @@ def _fsync_directory(directory: Path) -> None:
 
 
 @contextlib.contextmanager
-def state_lock(directory: str | os.PathLike[str], *, blocking: bool = True) -> Iterator[Path]:
+def state_lock(directory: str | os.PathLike[str], *, blocking: bool = True) -> Iterator[str]:
     """Hold an exclusive ``flock`` on ``<directory>/.podshim.lock`` for the ``with`` body.
 
     Embedded mode (hooks without a daemon) runs one process per container; the lock
     serializes their admissions like the daemon's single loop does. The lock is released when
     the body ends or the process dies. ``blocking=False`` raises :class:`StateLockBusy`.
     """
-    path = Path(directory) / LOCK_NAME
-    Path(directory).mkdir(parents=True, exist_ok=True)
+    path = os.path.join(directory, LOCK_NAME)
+    os.makedirs(directory, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:

@@ -16,7 +16,7 @@ failure is an ``OSError(errno, message, filename)``: the errno of the write or r
 from __future__ import annotations
 
 import errno
-from pathlib import Path
+import os
 
 from shim.cgroups.paths import (
     PID_PREFIX,
@@ -24,6 +24,7 @@ from shim.cgroups.paths import (
     CgroupMounts,
     CgroupPathError,
     ControllerPath,
+    clean,
     confine,
     detect_mounts,
     location_from_proc,
@@ -55,12 +56,12 @@ class FsCgroupBackend:
         self,
         *,
         mounts: CgroupMounts | None = None,
-        root: str | Path = "/",
+        root: str | os.PathLike[str] = "/",
         writer: CgroupWriter | None = None,
         period_us: int = DEFAULT_PERIOD_US,
     ) -> None:
         self._mounts = mounts
-        self.root = Path(root)
+        self.root = clean(root)
         self.writer = writer if writer is not None else FsBackend()
         self.period_us = period_us
 
@@ -117,8 +118,8 @@ class FsCgroupBackend:
             )
         except (CgroupPathError, ValueError) as err:
             raise OSError(errno.EINVAL, str(err), cgroup) from None
-        if not location.cpuset.path.is_dir():
-            raise OSError(errno.ENOENT, f"cgroup {location.cpuset.path} does not exist", str(location.cpuset.path))
+        if not os.path.isdir(location.cpuset.path):
+            raise OSError(errno.ENOENT, f"cgroup {location.cpuset.path} does not exist", location.cpuset.path)
         result = self.writer.apply(target)
         if not result.ok:
             raise OSError(result.errno, result.message, result.path or cgroup)

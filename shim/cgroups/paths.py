@@ -6,6 +6,10 @@ expanded the way runc does (systemd ``slice:prefix:name`` or a cgroupfs path). E
 takes a ``root`` directory standing for ``/`` so tests can use fake trees, and every resulting
 directory is confined under its cgroup mount: ``..`` components, and symlinks leading out of the
 mount, are refused with :class:`CgroupPathError`.
+
+Directories are plain strings (absolute when the mountpoints are, no trailing slash, no ``.`` or
+``..`` components): the hook imports this module on every container start, and ``pathlib``
+brings ``urllib.parse`` and ``ipaddress`` with it, about half a bare interpreter start-up.
 """
 
 from __future__ import annotations
@@ -13,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from shim.cgroups.values import FrozenRecord
@@ -44,7 +47,7 @@ class CgroupMount(FrozenRecord):
 
     __slots__ = ("version", "mountpoint", "root", "controllers")  # noqa: RUF023 (field order: repr, eq, hash)
     version: CgroupVersion
-    mountpoint: Path
+    mountpoint: str
     # The hierarchy directory shown at the mountpoint ("/" unless a cgroup namespace or bind
     # mount shows a subtree).
     root: str
@@ -52,8 +55,10 @@ class CgroupMount(FrozenRecord):
     # None when it could not be read.
     controllers: frozenset[str] | None
 
-    def __init__(self, version: CgroupVersion, mountpoint: Path, root: str, controllers: frozenset[str] | None) -> None:
-        self._init(version, mountpoint, root, controllers)
+    def __init__(
+        self, version: CgroupVersion, mountpoint: str | os.PathLike[str], root: str, controllers: frozenset[str] | None
+    ) -> None:
+        self._init(version, clean(mountpoint), root, controllers)
 
 
 class CgroupMounts(FrozenRecord):
@@ -91,13 +96,34 @@ def _unescape(field: str) -> str:
     return re.sub(_OCTAL_ESCAPE, lambda m: chr(int(m.group(1), 8)), field)
 
 
-def _rebase(root: Path, absolute: str) -> Path:
-    return root.joinpath(absolute.lstrip("/")) if absolute != "/" else root
+def clean(path: str | os.PathLike[str]) -> str:
+    """``path`` without ``.`` components, repeated or trailing slashes (as pathlib spells a
+    path); ``..`` components are kept, for :func:`confine` to refuse."""
+    text = os.fspath(path)
+    parts = [part for part in text.split("/") if part not in ("", ".")]
+    joined = "/".join(parts)
+    if text.startswith("/"):
+        return "/" + joined
+    return joined or "."
 
 
-def parse_mountinfo(text: str, root: Path | str = "/") -> CgroupMounts:
+def join(base: str, *parts: str) -> str:
+    """``base`` and ``parts`` (each relative, possibly several components) as one clean path."""
+    return clean("/".join((base, *parts)))
+
+
+def is_below(path: str, ancestor: str) -> bool:
+    """Whether clean ``path`` lies strictly under clean ``ancestor`` (lexically)."""
+    return path != ancestor and path.startswith(ancestor if ancestor.endswith("/") else ancestor + "/")
+
+
+def _rebase(root: str, absolute: str) -> str:
+    return join(root, absolute) if absolute != "/" else root
+
+
+def parse_mountinfo(text: str, root: str | os.PathLike[str] = "/") -> CgroupMounts:
     """Cgroup mounts from /proc/self/mountinfo text; mountpoints are rebased under ``root``."""
-    base = Path(root)
+    base = clean(root)
     v1: list[CgroupMount] = []
     unified: CgroupMount | None = None
     for line in text.splitlines():
@@ -120,18 +146,23 @@ def parse_mountinfo(text: str, root: Path | str = "/") -> CgroupMounts:
     return CgroupMounts(tuple(v1), unified)
 
 
-def _read_controllers(mountpoint: Path) -> frozenset[str] | None:
+def _read_controllers(mountpoint: str) -> frozenset[str] | None:
     try:
-        return frozenset((mountpoint / "cgroup.controllers").read_text().split())
+        return frozenset(_read_text(join(mountpoint, "cgroup.controllers")).split())
     except OSError:
         return None
 
 
-def detect_mounts(root: Path | str = "/") -> CgroupMounts:
+def _read_text(path: str) -> str:
+    with open(path, encoding="utf-8", errors="replace") as file:
+        return file.read()
+
+
+def detect_mounts(root: str | os.PathLike[str] = "/") -> CgroupMounts:
     """Read ``<root>/proc/self/mountinfo`` and classify the cgroup mounts (v1, v2, hybrid)."""
-    path = Path(root) / "proc/self/mountinfo"
+    path = join(clean(root), "proc/self/mountinfo")
     try:
-        text = path.read_text()
+        text = _read_text(path)
     except OSError as exc:
         raise CgroupPathError(f"cannot read {path}: {exc.strerror}") from exc
     return parse_mountinfo(text, root)
@@ -141,7 +172,7 @@ def detect_mounts(root: Path | str = "/") -> CgroupMounts:
 # confinement
 
 
-def confine(mountpoint: Path, relative: str | PurePosixPath) -> Path:
+def confine(mountpoint: str | os.PathLike[str], relative: str) -> str:
     """``mountpoint/relative`` after refusing any way out of the mount.
 
     ``relative`` is a hierarchy path ("/kubepods/pod1/abc" is relative to the mount, as the OCI
@@ -158,7 +189,7 @@ def confine(mountpoint: Path, relative: str | PurePosixPath) -> Path:
     candidate = resolved(os.path.join(real_mount, *parts))
     if candidate != real_mount and not candidate.startswith(real_mount.rstrip("/") + "/"):
         raise CgroupPathError(f"cgroup path {text!r} escapes the cgroup mount {mountpoint} (resolves to {candidate})")
-    return Path(candidate)
+    return candidate
 
 
 def resolved(path: str) -> str:
@@ -202,20 +233,26 @@ class ControllerPath(FrozenRecord):
     __slots__ = ("controller", "version", "mount", "path")  # noqa: RUF023 (field order: repr, eq, hash)
     controller: str
     version: CgroupVersion
-    mount: Path
-    path: Path
+    mount: str
+    path: str
 
-    def __init__(self, controller: str, version: CgroupVersion, mount: Path, path: Path) -> None:
+    def __init__(
+        self, controller: str, version: CgroupVersion, mount: str | os.PathLike[str], path: str | os.PathLike[str]
+    ) -> None:
+        mount, path = clean(mount), clean(path)
+        if path != mount and not is_below(path, mount):
+            raise CgroupPathError(f"{path} is not under its cgroup mount {mount}")
         self._init(controller, version, mount, path)
 
     @property
-    def relative(self) -> PurePosixPath:
+    def relative(self) -> str:
         """The hierarchy path as seen through the mount ("/" for the mount itself)."""
-        return PurePosixPath("/") / self.path.relative_to(self.mount)
+        return "/" if self.path == self.mount else self.path[len(self.mount.rstrip("/")) :]
 
-    def ancestors(self) -> list[Path]:
+    def ancestors(self) -> list[str]:
         """Directories between the mount (excluded) and this path (excluded), outermost first."""
-        return [self.mount.joinpath(*self.relative.parts[1:i]) for i in range(2, len(self.relative.parts))]
+        parts = self.relative.strip("/").split("/")
+        return [join(self.mount, *parts[:i]) for i in range(1, len(parts))] if self.path != self.mount else []
 
 
 class CgroupLocation(FrozenRecord):
@@ -229,19 +266,19 @@ class CgroupLocation(FrozenRecord):
         self._init(cpuset, cpu)
 
     @classmethod
-    def v1(cls, cpuset_mount: Path | str, cpu_mount: Path | str, relative: str) -> CgroupLocation:
+    def v1(
+        cls, cpuset_mount: str | os.PathLike[str], cpu_mount: str | os.PathLike[str], relative: str
+    ) -> CgroupLocation:
         """A v1 location from mountpoints and a hierarchy path (lexical; the tree need not exist)."""
         rel = _lexical(relative)
-        cs, cp = Path(cpuset_mount), Path(cpu_mount)
-        return cls(
-            ControllerPath("cpuset", "v1", cs, cs.joinpath(*rel)), ControllerPath("cpu", "v1", cp, cp.joinpath(*rel))
-        )
+        cs, cp = clean(cpuset_mount), clean(cpu_mount)
+        return cls(ControllerPath("cpuset", "v1", cs, join(cs, *rel)), ControllerPath("cpu", "v1", cp, join(cp, *rel)))
 
     @classmethod
-    def v2(cls, mount: Path | str, relative: str) -> CgroupLocation:
+    def v2(cls, mount: str | os.PathLike[str], relative: str) -> CgroupLocation:
         """A v2 location from the unified mountpoint and a hierarchy path (lexical)."""
-        base = Path(mount)
-        path = base.joinpath(*_lexical(relative))
+        base = clean(mount)
+        path = join(base, *_lexical(relative))
         return cls(ControllerPath("cpuset", "v2", base, path), ControllerPath("cpu", "v2", base, path))
 
 
@@ -293,9 +330,9 @@ def parse_proc_cgroup(text: str) -> ProcCgroup:
     return ProcCgroup(v1, unified)
 
 
-def read_proc_cgroup(pid: int, root: Path | str = "/") -> ProcCgroup:
+def read_proc_cgroup(pid: int, root: str | os.PathLike[str] = "/") -> ProcCgroup:
     """Read and parse ``<root>/proc/<pid>/cgroup``; OSError propagates (the process may be gone)."""
-    return parse_proc_cgroup((Path(root) / f"proc/{pid}/cgroup").read_text())
+    return parse_proc_cgroup(_read_text(join(clean(root), f"proc/{pid}/cgroup")))
 
 
 def location_from_proc(proc: ProcCgroup, mounts: CgroupMounts) -> CgroupLocation:
@@ -428,7 +465,7 @@ def resolve_container(
     *,
     pid: int | None,
     cgroups_path: str | None,
-    root: Path | str = "/",
+    root: str | os.PathLike[str] = "/",
     driver: Driver | None = None,
     runtime: Runtime = "runc",
     annotations: Mapping[str, str] | None = None,
@@ -480,7 +517,7 @@ def names_pod(name: str, pod_uid: str) -> bool:
     return name == f"pod{pod_uid}" or name.endswith(f"-pod{escape_pod_uid(pod_uid)}.slice")
 
 
-def pod_cgroup_dir(container: ControllerPath, pod_uid: str) -> Path | None:
+def pod_cgroup_dir(container: ControllerPath, pod_uid: str) -> str | None:
     """The directory of the pod cgroup holding ``container`` in the same hierarchy, or None.
 
     Only the layouts the kubelet and the runtimes create count: the container directly under
@@ -489,11 +526,11 @@ def pod_cgroup_dir(container: ControllerPath, pod_uid: str) -> Path | None:
     ``…/<scope>/container``). A parent that does not name ``pod_uid`` gives None: podshim never
     writes a cgroup it cannot tell is the pod's own.
     """
-    parts = container.relative.parts[1:]
+    parts = [part for part in container.relative.split("/") if part]
     if len(parts) >= 2 and names_pod(parts[-2], pod_uid):
-        return container.mount.joinpath(*parts[:-1])
+        return join(container.mount, *parts[:-1])
     if len(parts) >= 3 and parts[-2].endswith(".scope") and names_pod(parts[-3], pod_uid):
-        return container.mount.joinpath(*parts[:-2])
+        return join(container.mount, *parts[:-2])
     return None
 
 
@@ -517,7 +554,7 @@ PID_PREFIX = "pid:"
 def cgroup_string(location: CgroupLocation, pid: int | None = None) -> str:
     """The string that names ``location`` for :class:`FsCgroupBackend`: the hierarchy path when
     the cpuset and cpu directories agree, else ``pid:<pid>`` (ValueError without a pid)."""
-    cpuset, cpu = str(location.cpuset.relative), str(location.cpu.relative)
+    cpuset, cpu = location.cpuset.relative, location.cpu.relative
     if cpuset == cpu:
         return cpuset
     if pid is None or pid <= 0:

@@ -25,13 +25,12 @@ from __future__ import annotations
 import errno as errno_codes
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
 from typing import Literal, Protocol
 
 import msgspec
 
 from shim.cgroups.native import AffinityResult, NativeOps, load
-from shim.cgroups.paths import CgroupLocation, CgroupPathError, confine
+from shim.cgroups.paths import CgroupLocation, CgroupPathError, clean, confine, is_below
 from shim.cpuset import CPUSet
 
 # The records below are frozen msgspec Structs, not dataclasses: the OCI hook imports this module
@@ -64,9 +63,13 @@ Quota = Literal["unlimited"] | CpuLimit | None
 class CpusetLevel(msgspec.Struct, frozen=True):
     """An ancestor cgroup (e.g. the pod's) moved together with the container; None = leave."""
 
-    path: Path
+    path: str
     cpus: CPUSet | None = None
     mems: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # frozen: set once, through the type's own __setattr__ bypass
+        msgspec.structs.force_setattr(self, "path", clean(self.path))
 
 
 class ApplyTarget(msgspec.Struct, frozen=True):
@@ -83,9 +86,11 @@ class ApplyTarget(msgspec.Struct, frozen=True):
     ancestors: tuple[CpusetLevel, ...] = ()
     # The pod cgroup's directory in the cpu hierarchy: with quota "unlimited" its CFS quota is
     # lifted too (CFS quota is hierarchical: a limited pod would still throttle the container).
-    pod_cpu: Path | None = None
+    pod_cpu: str | None = None
 
     def __post_init__(self) -> None:
+        if self.pod_cpu is not None:
+            msgspec.structs.force_setattr(self, "pod_cpu", clean(self.pod_cpu))
         for level in (*self.ancestors, CpusetLevel(self.location.cpuset.path, self.cpus, self.mems)):
             if level.cpus is not None and not level.cpus:
                 raise ValueError(f"empty cpuset.cpus requested for {level.path}")
@@ -96,10 +101,10 @@ class ApplyTarget(msgspec.Struct, frozen=True):
         if chain[-1] == mount:
             raise ValueError(f"the container cgroup cannot be the cgroup mount root {mount}")
         for outer, inner in zip([mount, *chain[:-1]], chain, strict=True):
-            if outer not in inner.parents:
+            if not is_below(inner, outer):
                 raise ValueError(f"{inner} is not below {outer}")
         cpu = self.location.cpu
-        if self.pod_cpu is not None and (self.pod_cpu not in cpu.path.parents or cpu.mount not in self.pod_cpu.parents):
+        if self.pod_cpu is not None and not (is_below(cpu.path, self.pod_cpu) and is_below(self.pod_cpu, cpu.mount)):
             raise ValueError(f"pod cgroup {self.pod_cpu} is not between {cpu.mount} and {cpu.path}")
 
     def levels(self) -> list[CpusetLevel]:
@@ -370,14 +375,14 @@ class CgroupWriter:
         states = [self._state(level, version) for level in levels]
         try:
             if version == "v1":
-                base = str(levels[0].path.parent)
+                base = levels[0].path.rsplit("/", 1)[0] or "/"
                 plan = plan_v1(states, self._read_set(f"{base}/cpuset.cpus"), self._read_set(f"{base}/cpuset.mems"))
             else:
                 plan = plan_v2(states)
         except PlanError as exc:
             raise _Failed(0, exc.path, exc.message) from exc
         self._write(plan, done)
-        leaf = str(target.location.cpuset.path)
+        leaf = target.location.cpuset.path
         if version == "v1":
             return self._read_set(f"{leaf}/cpuset.cpus"), self._read_set(f"{leaf}/cpuset.mems")
         for state in states:
@@ -388,7 +393,7 @@ class CgroupWriter:
         return self._read_set(f"{leaf}/cpuset.cpus.effective"), self._read_set(f"{leaf}/cpuset.mems.effective")
 
     def _state(self, level: CpusetLevel, version: str) -> LevelState:
-        path = str(level.path)
+        path = level.path
         mems = CPUSet.of(level.mems) if level.mems is not None else None
         cur_cpus, cur_mems = self._read_set(f"{path}/cpuset.cpus"), self._read_set(f"{path}/cpuset.mems")
         if version == "v1":
@@ -404,11 +409,11 @@ class CgroupWriter:
         )
 
     def _quota(self, target: ApplyTarget, quota: Literal["unlimited"] | CpuLimit, done: list[FileWrite]) -> None:
-        cpu_dir = str(target.location.cpu.path)
+        cpu_dir = target.location.cpu.path
         if quota == "unlimited" and target.pod_cpu is not None:
             # Parent first, as for every widening write (v1 refuses a child quota above its
             # parent's): the pod is unlimited before its container is.
-            self._lift_pod_quota(str(target.pod_cpu), target.location.cpu.version, done)
+            self._lift_pod_quota(target.pod_cpu, target.location.cpu.version, done)
         if target.location.cpu.version == "v2":
             self._write([quota_writes_v2(cpu_dir, quota)], done)
             return
@@ -521,12 +526,12 @@ class FsBackend(CgroupWriter):
         for mount, directory in checks:
             # confine resolves mount/relative, which is the directory itself: the directory is
             # under the mount once resolved, and has no ".." on the way.
-            if not directory.is_relative_to(mount):
-                return ApplyResult(False, path=str(directory), message=f"{directory} is not under {mount}")
+            if directory != mount and not is_below(directory, mount):
+                return ApplyResult(False, path=directory, message=f"{directory} is not under {mount}")
             try:
-                confine(mount, PurePosixPath("/", directory.relative_to(mount)))
+                confine(mount, directory[len(mount.rstrip("/")) :] or "/")
             except CgroupPathError as exc:
-                return ApplyResult(False, errno=0, path=str(directory), message=str(exc))
+                return ApplyResult(False, errno=0, path=directory, message=str(exc))
         return super().apply(target)
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,9 +148,9 @@ class FsCgroupProbe:
             directory = self.backend.locate(cgroup).cpuset.path
         except CgroupPathError:
             return None  # e.g. pid:<N> whose process is gone
-        if not directory.is_dir():
+        if not os.path.isdir(directory):
             return None
-        return Observed(_read_set(directory / "cpuset.cpus"), _read_set(directory / "cpuset.mems"))
+        return Observed(_read_set(Path(directory, "cpuset.cpus")), _read_set(Path(directory, "cpuset.mems")))
 
     def pod_cgroup(self, pod_uid: str) -> str | None:
         """The first of the kubelet's pod cgroup paths for ``pod_uid`` (either driver, any QoS
@@ -165,7 +166,7 @@ class FsCgroupProbe:
                     location = self.backend.locate(cgroup)
                 except CgroupPathError:
                     continue  # a uid that names no valid cgroup has none
-                if location.cpuset.path.is_dir() or location.cpu.path.is_dir():
+                if os.path.isdir(location.cpuset.path) or os.path.isdir(location.cpu.path):
                     return cgroup
         return None
 

@@ -11,7 +11,7 @@ so a misspelt key never silently changes a placement.
 
 from __future__ import annotations
 
-from pathlib import Path
+import os
 from typing import Any
 
 import msgspec
@@ -62,10 +62,11 @@ class _File(msgspec.Struct, forbid_unknown_fields=True):
     devices: list[_Device] = []
 
 
-def load_topology(path: str | Path) -> Topology:
+def load_topology(path: str | os.PathLike[str]) -> Topology:
     """Read a topology file; errors are TopologyError naming the file and the field."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
     except OSError as error:
         raise TopologyError(f"{path}: cannot read: {error.strerror or error}") from error
     return loads_topology(text, source=str(path))

@@ -261,7 +261,7 @@ def scratch_cgroup(command: tuple[str, ...] = ("sleep", "3600")) -> Iterator[tup
     prints a line when it is ready if it is not ``sleep``): (path, pid)."""
     mounts = paths.detect_mounts("/")
     scratch = f"podshim-bench-{os.getpid()}"
-    dirs = sorted({mounts.for_controller(c).mountpoint / scratch / "ctr" for c in ("cpuset", "cpu")})
+    dirs = sorted({Path(mounts.for_controller(c).mountpoint, scratch, "ctr") for c in ("cpuset", "cpu")})
     sleeper = subprocess.Popen(list(command), stdout=subprocess.PIPE if command[0] != "sleep" else None, text=True)
     if sleeper.stdout is not None:
         sleeper.stdout.readline()
@@ -485,8 +485,8 @@ def apply_rows(runs: int) -> list[tuple[str, float, float]]:
         if built.returncode != 0:
             print(f"(cc failed: {built.stderr.strip()}; apply comparison skipped)")
             return []
-        cpuset_dir = mounts.for_controller("cpuset").mountpoint / cgroup.lstrip("/")
-        cpu_dir = mounts.for_controller("cpu").mountpoint / cgroup.lstrip("/")
+        cpuset_dir = Path(mounts.for_controller("cpuset").mountpoint, cgroup.lstrip("/"))
+        cpu_dir = Path(mounts.for_controller("cpu").mountpoint, cgroup.lstrip("/"))
         if mounts.for_controller("cpu").version == "v1":
             quota = [(str(cpu_dir / "cpu.cfs_period_us"), "100000"), (str(cpu_dir / "cpu.cfs_quota_us"), "-1")]
         else:

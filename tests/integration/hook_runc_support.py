@@ -68,7 +68,7 @@ def root_cpus() -> CPUSet:
     """The CPUs of the root cpuset cgroup (what an unpinned container may use)."""
     mount = paths.detect_mounts("/").for_controller("cpuset")
     name = "cpuset.cpus" if mount.version == "v1" else "cpuset.cpus.effective"
-    return CPUSet.parse((mount.mountpoint / name).read_text().strip())
+    return CPUSet.parse(Path(mount.mountpoint, name).read_text().strip())
 
 
 def add_scenario_pods(lab: Lab, prefix: str) -> tuple[str, str, str]:
@@ -266,7 +266,7 @@ class Lab:
     # -- observation -------------------------------------------------------------------------
     def cgroup_dir(self, controller: str, container_id: str) -> Path:
         mount = self.mounts.for_controller(controller)
-        return mount.mountpoint / self.parent.strip("/") / container_id
+        return Path(mount.mountpoint, self.parent.strip("/"), container_id)
 
     def cpuset_cpus(self, container_id: str) -> CPUSet:
         mount = self.mounts.for_controller("cpuset")
@@ -318,7 +318,7 @@ class Lab:
         if self.mounts.unified is not None:
             roots.append(self.mounts.unified.mountpoint)
         for root in roots:
-            _rmtree_cgroup(root / self.parent.strip("/"))
+            _rmtree_cgroup(Path(root, self.parent.strip("/")))
 
 
 def _rmtree_cgroup(directory: Path) -> None:

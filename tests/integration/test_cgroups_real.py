@@ -70,12 +70,12 @@ def _affinities(pid: int) -> dict[int, CPUSet]:
     return out
 
 
-def _read(path: Path) -> str:
-    return path.read_text().strip()
+def _read(path: str | Path) -> str:
+    return Path(path).read_text().strip()
 
 
 def _dirs(loc: paths.CgroupLocation) -> list[Path]:
-    return sorted({loc.cpuset.path, loc.cpu.path})
+    return sorted({Path(loc.cpuset.path), Path(loc.cpu.path)})
 
 
 def _rmdir(path: Path) -> None:
@@ -109,7 +109,7 @@ def sandbox() -> Iterator[Sandbox]:
     else:
         pod = paths.CgroupLocation.v2(cpuset_mount.mountpoint, f"/{name}")
         ctr = paths.CgroupLocation.v2(cpuset_mount.mountpoint, f"/{name}/ctr")
-    root_dir = cpuset_mount.mountpoint
+    root_dir = Path(cpuset_mount.mountpoint)
     cpus_file = "cpuset.cpus" if cpuset_mount.version == "v1" else "cpuset.cpus.effective"
     mems_file = "cpuset.mems" if cpuset_mount.version == "v1" else "cpuset.mems.effective"
     cpus = CPUSet.parse(_read(root_dir / cpus_file))
@@ -123,7 +123,7 @@ def sandbox() -> Iterator[Sandbox]:
                 created.append(directory)
         if cpuset_mount.version == "v2":
             # controllers must be enabled down to the container cgroup
-            for parent in (root_dir, pod.cpuset.path):
+            for parent in (root_dir, Path(pod.cpuset.path)):
                 (parent / "cgroup.subtree_control").write_text("+cpuset +cpu")
         # v1 refuses tasks while cpuset.cpus/mems are empty: give the new cgroups values first
         result = FsBackend().apply(
@@ -169,15 +169,15 @@ def test_cpuset_quota_and_thread_affinity(sandbox: Sandbox, impl: str) -> None:
     assert result.ok, result.message
     assert result.threads == 4
     assert result.effective_cpus == last
-    leaf = sandbox.ctr.cpuset.path
+    leaf = Path(sandbox.ctr.cpuset.path)
     if sandbox.ctr.cpuset.version == "v1":
         assert CPUSet.parse(_read(leaf / "cpuset.cpus")) == last
         assert CPUSet.parse(_read(leaf / "cpuset.mems")) == CPUSet.of(sandbox.mems)
-        assert _read(sandbox.ctr.cpu.path / "cpu.cfs_quota_us") == "50000"
-        assert _read(sandbox.ctr.cpu.path / "cpu.cfs_period_us") == "100000"
+        assert _read(Path(sandbox.ctr.cpu.path, "cpu.cfs_quota_us")) == "50000"
+        assert _read(Path(sandbox.ctr.cpu.path, "cpu.cfs_period_us")) == "100000"
     else:
         assert CPUSet.parse(_read(leaf / "cpuset.cpus.effective")) == last
-        assert _read(sandbox.ctr.cpu.path / "cpu.max") == "50000 100000"
+        assert _read(Path(sandbox.ctr.cpu.path, "cpu.max")) == "50000 100000"
     affinities = _affinities(sandbox.child.pid)
     assert len(affinities) == 4 and set(affinities.values()) == {last}
 
@@ -189,7 +189,7 @@ def test_cpuset_quota_and_thread_affinity(sandbox: Sandbox, impl: str) -> None:
     assert result.ok, result.message
     assert set(_affinities(sandbox.child.pid).values()) == {first}
     quota_file = "cpu.cfs_quota_us" if sandbox.ctr.cpu.version == "v1" else "cpu.max"
-    assert _read(sandbox.ctr.cpu.path / quota_file).split()[0] in ("-1", "max")
+    assert _read(Path(sandbox.ctr.cpu.path, quota_file)).split()[0] in ("-1", "max")
 
 
 def test_affinity_outside_the_cpuset_is_einval(sandbox: Sandbox) -> None:
@@ -213,18 +213,18 @@ def test_v1_child_outside_parent_is_refused_by_the_kernel(sandbox: Sandbox) -> N
     # without the pod level in the target the writer cannot widen the parent first
     result = backend.apply(ApplyTarget(sandbox.ctr, cpus=low))
     assert (result.ok, result.errno) == (False, errno.EACCES)
-    assert result.path == str(sandbox.ctr.cpuset.path / "cpuset.cpus")
+    assert result.path == str(Path(sandbox.ctr.cpuset.path, "cpuset.cpus"))
     # narrowing the parent under its child: EBUSY
     narrow_parent = CpusetLevel(sandbox.pod.cpuset.path, low, sandbox.mems)
-    codes = native.load().write_files([(str(narrow_parent.path / "cpuset.cpus"), str(low))])
+    codes = native.load().write_files([(str(Path(narrow_parent.path, "cpuset.cpus")), str(low))])
     assert codes == [errno.EBUSY]
     # with the chain, the move is ordered: widen pod, set container, narrow pod
     result = backend.apply(ApplyTarget(sandbox.ctr, cpus=low, ancestors=(narrow_parent,)))
     assert result.ok, result.message
     assert [(Path(w.path).parent.name, w.value) for w in result.writes] == [
-        (sandbox.pod.cpuset.path.name, str(sandbox.cpus)),
+        (Path(sandbox.pod.cpuset.path).name, str(sandbox.cpus)),
         ("ctr", str(low)),
-        (sandbox.pod.cpuset.path.name, str(low)),
+        (Path(sandbox.pod.cpuset.path).name, str(low)),
     ]
     assert set(_affinities(sandbox.child.pid).values()) == {low}
 
@@ -264,16 +264,16 @@ def pod_tree() -> Iterator[PodTree]:
     created: list[Path] = []
     try:
         if cpu_mount.version == "v2":
-            (cpu_mount.mountpoint / "cgroup.subtree_control").write_text("+cpu")
+            Path(cpu_mount.mountpoint, "cgroup.subtree_control").write_text("+cpu")
         for depth in (1, 2, 3):
             rel = "/".join(cgroup.strip("/").split("/")[:depth])
             for mount in sorted({cpuset_mount.mountpoint, cpu_mount.mountpoint}):
-                directory = mount / rel
+                directory = Path(mount, rel)
                 if cpu_mount.version == "v2" and depth > 1:
                     (directory.parent / "cgroup.subtree_control").write_text("+cpu")
                 directory.mkdir()
                 created.append(directory)
-        base = cpu_mount.mountpoint / scratch
+        base = Path(cpu_mount.mountpoint) / scratch
         yield PodTree(mounts, uid, cgroup, base, base / f"pod{uid}", base / f"pod{uid}/ctr", cpu_mount.version)
     finally:
         for directory in reversed(created):
@@ -336,3 +336,68 @@ def test_container_of_another_pod_leaves_the_real_pod_quota(pod_tree: PodTree) -
     assert isinstance(envelope.message, Applied)
     assert _quota(pod_tree.pod, version) == "50000"
     assert _quota(pod_tree.ctr, version) == ("-1" if version == "v1" else "max")
+
+
+# --- what the embedded hook loads ---------------------------------------------------------------
+
+HOOK_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "podshim-hook"
+# Each costs the per-container hook milliseconds and none is needed to decide and pin: the
+# daemon's event loop, YAML and argparse, the json package (the hook reads JSON through _json),
+# dataclasses, fractions, and pathlib (which brings urllib.parse and ipaddress).
+NOT_FOR_THE_EMBEDDED_HOOK = ("trio", "yaml", "argparse", "json", "dataclasses", "fractions", "pathlib",
+                             "urllib", "ipaddress", "tempfile")
+EMBEDDED_PROBE = """
+import os, sys
+def _exit(code):  # the script leaves through os._exit: report instead
+    raise SystemExit(code)
+os._exit = _exit
+sys.argv = [{script!r}, *{argv!r}]
+code = compile(open({script!r}).read(), {script!r}, "exec")
+try:
+    exec(code, {{"__name__": "__main__"}})
+except SystemExit as done:
+    code = done.code
+print(code, sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r}))
+"""
+
+
+def test_the_embedded_hook_pins_without_loading_what_it_does_not_need(sandbox: Sandbox, tmp_path: Path) -> None:
+    import json
+
+    config = {"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration",
+              "cpuManagerPolicy": "static", "reservedSystemCPUs": "0", "topologyManagerPolicy": "best-effort"}
+    (tmp_path / "kubelet.json").write_text(json.dumps(config))
+    (tmp_path / "pods").mkdir()
+    (tmp_path / "pods" / "p.json").write_text(json.dumps({"metadata": {"name": "p", "uid": "uid-imports"}, "spec": {
+        "containers": [{"name": "main", "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "config.json").write_text(json.dumps({
+        "annotations": {"podshim.io/pod-uid": "uid-imports", "podshim.io/container": "main"},
+        "linux": {"cgroupsPath": sandbox.ctr.cpuset.relative}}))
+    state = json.dumps({"ociVersion": "1.0.2", "id": "imports", "status": "creating", "bundle": str(bundle),
+                        "pid": sandbox.child.pid})
+    options = ["--config", str(tmp_path / "kubelet.json"), "--state-dir", str(tmp_path / "state"),
+               "--pod-dir", str(tmp_path / "pods"), "--sysfs-root", "/"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    for stage in ("createRuntime", "poststop"):
+        # the first container after boot or a config change discovers the topology from sysfs
+        # and fills the hook's cache; measured is every later one
+        warm_up = subprocess.run([sys.executable, str(HOOK_SCRIPT), *options, stage], input=state.encode(),
+                                 capture_output=True, env=env)
+        assert warm_up.returncode == 0, warm_up.stderr.decode()
+    for stage in ("createRuntime", "poststop"):
+        probe = EMBEDDED_PROBE.format(script=str(HOOK_SCRIPT), argv=[*options, stage],
+                                      heavy=NOT_FOR_THE_EMBEDDED_HOOK)
+        # -I: the probe's interpreter loads nothing from the caller's environment; the editable
+        # install's finder (which imports pathlib) is not part of what the hook loads, so shim
+        # is found through the repository on sys.path instead
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path[:0] = {sys.path!r}\n" + probe],
+                              input=state.encode(), capture_output=True, env=env)
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode().split(" ", 1) == ["0", "[]\n"], (stage, done.stdout.decode(), done.stderr.decode())
+        pods = json.loads((tmp_path / "state" / "podshim_containers.json").read_text())["pods"]
+        if stage == "createRuntime":  # pinned and recorded
+            assert pods["uid-imports"]["containers"]["main"]["cgroup"] == sandbox.ctr.cpuset.relative
+        else:  # released with the pod's last container
+            assert "uid-imports" not in pods

@@ -130,7 +130,7 @@ class HookWorld:
     def applied(self) -> list[tuple[str, str]]:
         """(cgroup directory relative to the cpuset mount, cpus) of every apply, in order."""
         return [
-            (str(t.location.cpuset.path.relative_to(self.cpuset_mount)), str(t.cpus))
+            (str(Path(t.location.cpuset.path).relative_to(self.cpuset_mount)), str(t.cpus))
             for t in self.writer.targets
         ]
 

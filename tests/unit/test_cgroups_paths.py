@@ -39,9 +39,9 @@ def make_root(tmp_path: Path, mountinfo: str, *, v2_controllers: str | None = No
     (tmp_path / "proc/self/mountinfo").write_text(mountinfo)
     mounts = paths.parse_mountinfo(mountinfo, tmp_path)
     for mount in (*mounts.v1, *([mounts.unified] if mounts.unified else [])):
-        mount.mountpoint.mkdir(parents=True, exist_ok=True)
+        Path(mount.mountpoint).mkdir(parents=True, exist_ok=True)
     if v2_controllers is not None and mounts.unified is not None:
-        (mounts.unified.mountpoint / "cgroup.controllers").write_text(v2_controllers + "\n")
+        Path(mounts.unified.mountpoint, "cgroup.controllers").write_text(v2_controllers + "\n")
     return tmp_path
 
 
@@ -57,10 +57,10 @@ def test_hybrid_mounts_put_cpuset_and_cpu_on_v1(tmp_path: Path) -> None:
     root = make_root(tmp_path, HYBRID_MOUNTINFO, v2_controllers="hugetlb")
     mounts = paths.detect_mounts(root)
     assert mounts.mode == "hybrid"
-    assert mounts.for_controller("cpuset").mountpoint == root / "sys/fs/cgroup/cpuset"
+    assert mounts.for_controller("cpuset").mountpoint == str(root / "sys/fs/cgroup/cpuset")
     assert mounts.for_controller("cpuset").version == "v1"
-    assert mounts.for_controller("cpu").mountpoint == root / "sys/fs/cgroup/cpu"
-    assert mounts.unified is not None and mounts.unified.mountpoint == root / "sys/fs/cgroup/unified"
+    assert mounts.for_controller("cpu").mountpoint == str(root / "sys/fs/cgroup/cpu")
+    assert mounts.unified is not None and mounts.unified.mountpoint == str(root / "sys/fs/cgroup/unified")
     assert mounts.for_controller("hugetlb").version == "v2"
     with pytest.raises(CgroupPathError, match="no cgroup mount provides the rdma controller"):
         mounts.for_controller("rdma")
@@ -69,10 +69,10 @@ def test_hybrid_mounts_put_cpuset_and_cpu_on_v1(tmp_path: Path) -> None:
 def test_v1_mounts_with_combined_cpu_cpuacct_and_escaped_duplicate(tmp_path: Path) -> None:
     mounts = paths.parse_mountinfo(V1_MOUNTINFO, tmp_path)
     assert mounts.mode == "v1"
-    assert mounts.for_controller("cpu").mountpoint == tmp_path / "sys/fs/cgroup/cpu,cpuacct"
+    assert mounts.for_controller("cpu").mountpoint == str(tmp_path / "sys/fs/cgroup/cpu,cpuacct")
     assert mounts.for_controller("cpuacct") == mounts.for_controller("cpu")
     # the second mount of the cpuset hierarchy (with an escaped space) is a duplicate
-    assert [m.mountpoint.name for m in mounts.v1] == ["cpu,cpuacct", "cpuset"]
+    assert [os.path.basename(m.mountpoint) for m in mounts.v1] == ["cpu,cpuacct", "cpuset"]
 
 
 def test_pure_v2_mount(tmp_path: Path) -> None:
@@ -120,14 +120,14 @@ def test_location_from_proc_on_hybrid(tmp_path: Path) -> None:
     mounts = paths.detect_mounts(root)
     loc = paths.resolve_container(mounts, pid=42, cgroups_path="/ignored", root=root)
     rel = f"kubepods/burstable/pod{UID}/{CID}"
-    assert loc.cpuset.path == root / "sys/fs/cgroup/cpuset" / rel
-    assert loc.cpu.path == root / "sys/fs/cgroup/cpu,cpuacct" / rel
+    assert loc.cpuset.path == str(root / "sys/fs/cgroup/cpuset" / rel)
+    assert loc.cpu.path == str(root / "sys/fs/cgroup/cpu,cpuacct" / rel)
     assert loc.cpuset.version == loc.cpu.version == "v1"
-    assert str(loc.cpuset.relative) == "/" + rel
+    assert loc.cpuset.relative == "/" + rel
     assert loc.cpuset.ancestors() == [
-        root / "sys/fs/cgroup/cpuset/kubepods",
-        root / "sys/fs/cgroup/cpuset/kubepods/burstable",
-        root / f"sys/fs/cgroup/cpuset/kubepods/burstable/pod{UID}",
+        str(root / "sys/fs/cgroup/cpuset/kubepods"),
+        str(root / "sys/fs/cgroup/cpuset/kubepods/burstable"),
+        str(root / f"sys/fs/cgroup/cpuset/kubepods/burstable/pod{UID}"),
     ]
 
 
@@ -136,7 +136,7 @@ def test_location_from_proc_on_v2_with_crun_subgroup(tmp_path: Path) -> None:
     leaf = f"/kubepods.slice/kubepods-pod{UID.replace('-', '_')}.slice/crio-{CID}.scope/container"
     write_proc_cgroup(root, 7, f"0::{leaf}\n")
     loc = paths.resolve_container(paths.detect_mounts(root), pid=7, cgroups_path=None, root=root)
-    assert loc.cpuset.path == loc.cpu.path == root / "sys/fs/cgroup" / leaf.lstrip("/")
+    assert loc.cpuset.path == loc.cpu.path == str(root / "sys/fs/cgroup" / leaf.lstrip("/"))
     assert loc.cpuset.version == "v2"
 
 
@@ -154,7 +154,7 @@ def test_mount_showing_a_subtree_strips_its_root(tmp_path: Path) -> None:
     root = make_root(tmp_path, info, v2_controllers="cpuset cpu")
     mounts = paths.detect_mounts(root)
     loc = paths.location_from_proc(paths.parse_proc_cgroup(f"0::/kubepods/pod{UID}/{CID}\n"), mounts)
-    assert loc.cpuset.path == root / "sys/fs/cgroup" / CID
+    assert loc.cpuset.path == str(root / "sys/fs/cgroup" / CID)
     with pytest.raises(CgroupPathError, match="outside the mounted subtree"):
         paths.location_from_proc(paths.parse_proc_cgroup("0::/kubepods/other/x\n"), mounts)
 
@@ -163,7 +163,7 @@ def test_falls_back_to_cgroups_path_when_process_is_gone(tmp_path: Path) -> None
     root = make_root(tmp_path, V1_MOUNTINFO)
     mounts = paths.detect_mounts(root)
     loc = paths.resolve_container(mounts, pid=999, cgroups_path=f"/kubepods/pod{UID}/{CID}", root=root)
-    assert loc.cpuset.path == root / f"sys/fs/cgroup/cpuset/kubepods/pod{UID}/{CID}"
+    assert loc.cpuset.path == str(root / f"sys/fs/cgroup/cpuset/kubepods/pod{UID}/{CID}")
     with pytest.raises(CgroupPathError, match=r"/proc/999/cgroup: .*no linux.cgroupsPath"):
         paths.resolve_container(mounts, pid=999, cgroups_path=None, root=root)
 
@@ -276,10 +276,11 @@ def test_location_from_oci_uses_each_controllers_version(tmp_path: Path) -> None
     root = make_root(tmp_path, V2_MOUNTINFO, v2_controllers="cpuset cpu")
     mounts = paths.detect_mounts(root)
     loc = paths.location_from_oci(f"kubepods-pod{ESC}.slice:crio:{CID}", mounts, runtime="crun")
-    assert loc.cpuset.path == root / f"sys/fs/cgroup/kubepods.slice/kubepods-pod{ESC}.slice/crio-{CID}.scope/container"
+    scope = f"kubepods.slice/kubepods-pod{ESC}.slice/crio-{CID}.scope"
+    assert loc.cpuset.path == str(root / f"sys/fs/cgroup/{scope}/container")
     hybrid = paths.parse_mountinfo(HYBRID_MOUNTINFO, tmp_path)
     loc = paths.location_from_oci(f"kubepods-pod{ESC}.slice:crio:{CID}", hybrid, runtime="crun")
-    assert loc.cpuset.path.name == f"crio-{CID}.scope"  # v1 hierarchies: no sub-cgroup
+    assert os.path.basename(loc.cpuset.path) == f"crio-{CID}.scope"  # v1 hierarchies: no sub-cgroup
 
 
 @pytest.mark.parametrize(
@@ -320,10 +321,10 @@ def test_cri_cgroups_path_round_trips(parent: str, runtime: paths.ContainerRunti
 def test_confine_accepts_plain_and_absolute_paths(tmp_path: Path) -> None:
     mount = tmp_path / "mnt"
     (mount / "a/b").mkdir(parents=True)
-    assert paths.confine(mount, "/a/b") == mount / "a/b"
-    assert paths.confine(mount, "a//./b/") == mount / "a/b"
-    assert paths.confine(mount, "/") == mount
-    assert paths.confine(mount, "/a/not-yet") == mount / "a/not-yet"
+    assert paths.confine(mount, "/a/b") == str(mount / "a/b")
+    assert paths.confine(mount, "a//./b/") == str(mount / "a/b")
+    assert paths.confine(mount, "/") == str(mount)
+    assert paths.confine(mount, "/a/not-yet") == str(mount / "a/not-yet")
 
 
 @pytest.mark.parametrize("value", ["../x", "/a/../../x", "/a/..", "a/\x00b"])
@@ -342,7 +343,7 @@ def test_confine_rejects_symlinks_out_of_the_mount(tmp_path: Path) -> None:
     for value in ("/escape", "/escape/deeper", "abs"):
         with pytest.raises(CgroupPathError, match="escapes the cgroup mount"):
             paths.confine(mount, value)
-    assert paths.confine(mount, "/ok") == mount / "inner"
+    assert paths.confine(mount, "/ok") == str(mount / "inner")
 
 
 def test_resolved_is_realpath(tmp_path: Path) -> None:
@@ -354,10 +355,42 @@ def test_resolved_is_realpath(tmp_path: Path) -> None:
         assert paths.resolved(path) == os.path.realpath(path), name
 
 
+@pytest.mark.parametrize(
+    ("raw", "cleaned"),
+    [("/a/b", "/a/b"), ("/a//b/", "/a/b"), ("/a/./b/.", "/a/b"), ("/", "/"), ("//", "/"), ("a/b/", "a/b"),
+     ("", "."), (".", "."), ("/a/../b", "/a/../b")],
+)
+def test_clean_spells_a_path_as_pathlib_does_without_resolving_dotdot(raw: str, cleaned: str) -> None:
+    assert paths.clean(raw) == cleaned
+    if ".." not in raw and not raw.startswith("//"):  # pathlib keeps POSIX's "//" root; Linux has none
+        assert paths.clean(raw) == str(Path(raw))
+    assert paths.clean(Path("/x") / "y") == "/x/y"  # a PathLike is accepted
+
+
+def test_join_and_is_below() -> None:
+    assert paths.join("/m", "a/b", "c") == "/m/a/b/c"
+    assert paths.join("/m/", "/a") == "/m/a"
+    assert paths.is_below("/m/a", "/m") and paths.is_below("/m/a/b", "/m/a") and paths.is_below("/a", "/")
+    assert not paths.is_below("/m", "/m")  # strictly below
+    assert not paths.is_below("/mx/a", "/m")  # a sibling sharing a prefix is not below
+    assert not paths.is_below("/", "/")
+
+
+def test_a_controller_path_lies_under_its_mount() -> None:
+    leaf = paths.ControllerPath("cpuset", "v1", "/m/", "/m//kubepods/pod1/c1/")
+    assert (leaf.mount, leaf.path, leaf.relative) == ("/m", "/m/kubepods/pod1/c1", "/kubepods/pod1/c1")
+    assert leaf.ancestors() == ["/m/kubepods", "/m/kubepods/pod1"]
+    root = paths.ControllerPath("cpuset", "v2", "/m", "/m")
+    assert (root.relative, root.ancestors()) == ("/", [])
+    for outside in ("/mx/c1", "/elsewhere"):
+        with pytest.raises(CgroupPathError, match="not under its cgroup mount"):
+            paths.ControllerPath("cpuset", "v1", "/m", outside)
+
+
 def test_lexical_locations_reject_dotdot() -> None:
     with pytest.raises(CgroupPathError):
         paths.CgroupLocation.v1("/m/cpuset", "/m/cpu", "/a/../b")
     loc = paths.CgroupLocation.v2("/m", "/kubepods/pod1/c1")
-    assert loc.cpuset.path == Path("/m/kubepods/pod1/c1") and loc.cpu == paths.ControllerPath(
-        "cpu", "v2", Path("/m"), Path("/m/kubepods/pod1/c1")
+    assert loc.cpuset.path == "/m/kubepods/pod1/c1" and loc.cpu == paths.ControllerPath(
+        "cpu", "v2", "/m", "/m/kubepods/pod1/c1"
     )

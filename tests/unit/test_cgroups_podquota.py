@@ -56,7 +56,7 @@ def cpu_path(relative: str, mount: str = "/cg/cpu") -> ControllerPath:
     ],
 )
 def test_pod_cgroup_found_for_kubelet_layouts(container: str, pod: str) -> None:
-    assert pod_cgroup_dir(cpu_path(container), UID) == Path("/cg/cpu" + pod)
+    assert pod_cgroup_dir(cpu_path(container), UID) == "/cg/cpu" + pod
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,7 @@ def test_names_pod_refuses_empty_and_slashed_uids() -> None:
 
 def v1_target(quota: object, *, pod: bool = True) -> ApplyTarget:
     location = CgroupLocation.v1("/cg/cpuset", "/cg/cpu", CGROUPFS)
-    return ApplyTarget(location, quota=quota, pod_cpu=Path("/cg/cpu" + parent_of(CGROUPFS)) if pod else None)  # type: ignore[arg-type]
+    return ApplyTarget(location, quota=quota, pod_cpu="/cg/cpu" + parent_of(CGROUPFS) if pod else None)  # type: ignore[arg-type]
 
 
 def test_v1_pod_quota_lifted_before_the_container() -> None:
@@ -106,7 +106,7 @@ def test_v1_pod_quota_lifted_before_the_container() -> None:
 
 def test_v2_pod_quota_lifted_before_the_container() -> None:
     location = CgroupLocation.v2("/u", CRUN)
-    pod_dir = Path("/u" + parent_of(CRUN, 2))
+    pod_dir = "/u" + parent_of(CRUN, 2)
     backend = RecordingBackend({f"{pod_dir}/cpu.max": "200000 100000\n"})
     result = backend.apply(ApplyTarget(location, quota="unlimited", pod_cpu=pod_dir))
     assert result.ok, result.message
@@ -116,9 +116,9 @@ def test_v2_pod_quota_lifted_before_the_container() -> None:
 @pytest.mark.parametrize(("name", "value"), [("cpu.cfs_quota_us", "-1\n"), ("cpu.max", "max 100000\n")])
 def test_an_unlimited_pod_is_not_rewritten(name: str, value: str) -> None:
     if name == "cpu.max":
-        location, pod_dir = CgroupLocation.v2("/u", CGROUPFS), Path("/u" + parent_of(CGROUPFS))
+        location, pod_dir = CgroupLocation.v2("/u", CGROUPFS), "/u" + parent_of(CGROUPFS)
     else:
-        location, pod_dir = CgroupLocation.v1("/cg/cpuset", "/cg/cpu", CGROUPFS), Path("/cg/cpu" + parent_of(CGROUPFS))
+        location, pod_dir = CgroupLocation.v1("/cg/cpuset", "/cg/cpu", CGROUPFS), "/cg/cpu" + parent_of(CGROUPFS)
     backend = RecordingBackend({f"{pod_dir}/{name}": value})
     result = backend.apply(ApplyTarget(location, quota="unlimited", pod_cpu=pod_dir))
     assert result.ok and [w.path for w in result.writes] == [f"{location.cpu.path}/{name}"]
@@ -147,7 +147,7 @@ def test_failing_pod_write_stops_before_the_container() -> None:
 )
 def test_pod_directory_must_sit_between_mount_and_container(pod_cpu: str) -> None:
     with pytest.raises(ValueError, match="is not between"):
-        ApplyTarget(CgroupLocation.v1("/cg/cpuset", "/cg/cpu", CGROUPFS), quota="unlimited", pod_cpu=Path(pod_cpu))
+        ApplyTarget(CgroupLocation.v1("/cg/cpuset", "/cg/cpu", CGROUPFS), quota="unlimited", pod_cpu=pod_cpu)
 
 
 # -- fake trees through the actor-level backend and the actor --------------------------------------
@@ -333,7 +333,7 @@ def test_quota_writes_follow_the_cpuset_writes() -> None:
             cpus=CPUSet.parse("1"),
             mems=(0,),
             quota="unlimited",
-            pod_cpu=Path("/cg/cpu" + parent_of(CGROUPFS)),
+            pod_cpu="/cg/cpu" + parent_of(CGROUPFS),
         )
     )
     assert result.ok, result.message

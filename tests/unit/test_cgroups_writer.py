@@ -413,13 +413,13 @@ def test_fs_backend_on_a_fake_tree(impl: str, tmp_path: Path) -> None:
     pod = CpusetLevel(tmp_path / "cpuset" / POD.lstrip("/"), cs("4-7"), (1,))
     result = backend.apply(ApplyTarget(loc, cpus=cs("6"), mems=(1,), quota=CpuLimit(500), ancestors=(pod,)))
     assert result.ok, result.message
-    leaf = loc.cpuset.path
+    leaf, pod_dir = Path(loc.cpuset.path), Path(pod.path)
     assert (leaf / "cpuset.cpus").read_text() == "6"
     assert (leaf / "cpuset.mems").read_text() == "1"
-    assert (pod.path / "cpuset.cpus").read_text() == "4-7"
-    assert (loc.cpu.path / "cpu.cfs_quota_us").read_text() == "50000"
+    assert (pod_dir / "cpuset.cpus").read_text() == "4-7"
+    assert Path(loc.cpu.path, "cpu.cfs_quota_us").read_text() == "50000"
     # the new (empty) leaf took the union step only where it had something: fresh → final directly
-    assert [w.path for w in result.writes][:2] == [str(pod.path / "cpuset.cpus"), str(pod.path / "cpuset.mems")]
+    assert [w.path for w in result.writes][:2] == [str(pod_dir / "cpuset.cpus"), str(pod_dir / "cpuset.mems")]
 
 
 @IMPLEMENTATIONS
@@ -437,11 +437,11 @@ def test_fs_backend_refuses_a_symlink_out_of_the_mount(impl: str, tmp_path: Path
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "cpuset.cpus").write_text("untouched")
-    (loc.cpuset.path / "evil").symlink_to(outside)
+    Path(loc.cpuset.path, "evil").symlink_to(outside)
     target = ApplyTarget(
         CgroupLocation.v1(loc.cpuset.mount, loc.cpu.mount, CTR + "/evil/x"),
         cpus=cs("1"),
-        ancestors=(CpusetLevel(loc.cpuset.path / "evil", cs("1")),),
+        ancestors=(CpusetLevel(f"{loc.cpuset.path}/evil", cs("1")),),
     )
     result = FsBackend(ops_for(impl)).apply(target)
     assert not result.ok and "escapes the cgroup mount" in result.message

@@ -186,13 +186,13 @@ def test_a_killed_process_leaves_nothing_of_the_pod(tmp_path: Path) -> None:
 def test_one_directory_sync_per_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from shim.actors import stores
 
-    synced: list[Path] = []
+    synced: list[str] = []
     monkeypatch.setattr(stores, "_fsync_directory", synced.append)
     store = FileCheckpointStore(tmp_path)
     node = Node.open(config("pod"), topology(), store)
     synced.clear()
     assert isinstance(node.admit(make_pod("target", budget=True)), Admitted)
     assert files(tmp_path)  # both files renamed into place...
-    assert synced == [tmp_path]  # ...and their directory synced once, before admit() returned
+    assert synced == [str(tmp_path)]  # ...and their directory synced once, before admit() returned
     store.save("other", "x")  # outside a decision every save syncs at once
-    assert synced == [tmp_path, tmp_path]
+    assert synced == [str(tmp_path)] * 2

@@ -39,7 +39,7 @@ def test_path_cgroup_applied_in_both_hierarchies(tmp_path: Path) -> None:
     backend, writer, cpuset, cpu = _hybrid(tmp_path)
     backend.apply("/pod/ctr", cpus="2-3", mems="1", cpu_quota="limited", cpu_limit_millis=500, pid=None)
     (target,) = writer.targets
-    assert target.location.cpuset.path == cpuset / "pod/ctr" and target.location.cpu.path == cpu / "pod/ctr"
+    assert target.location.cpuset.path == str(cpuset / "pod/ctr") and target.location.cpu.path == str(cpu / "pod/ctr")
     assert writer.files[f"{cpuset}/pod/ctr/cpuset.cpus"] == "2-3"
     assert writer.files[f"{cpuset}/pod/ctr/cpuset.mems"] == "1"
     assert writer.files[f"{cpu}/pod/ctr/cpu.cfs_quota_us"] == "50000"
@@ -50,7 +50,7 @@ def test_pid_cgroup_read_from_proc(tmp_path: Path) -> None:
     (tmp_path / "proc/77").mkdir(parents=True)
     (tmp_path / "proc/77/cgroup").write_text("5:cpuset:/pod/ctr\n2:cpu,cpuacct:/pod/ctr\n")
     backend.apply("pid:77", cpus="1", mems="0", cpu_quota="unlimited", cpu_limit_millis=None, pid=77)
-    assert writer.targets[0].location.cpuset.path == cpuset / "pod/ctr"
+    assert writer.targets[0].location.cpuset.path == str(cpuset / "pod/ctr")
     assert writer.affinity == {77: CPUSet.of([1])}
 
 

@@ -180,7 +180,7 @@ def test_names_are_single_path_components(tmp_path: Path, bad: str) -> None:
 def test_state_lock_excludes_a_second_holder(tmp_path: Path) -> None:
     directory = tmp_path / "state"
     with state_lock(directory) as path:
-        assert path == directory / stores.LOCK_NAME
+        assert path == str(directory / stores.LOCK_NAME)
         with pytest.raises(StateLockBusy, match="held by another process"), state_lock(directory, blocking=False):
             pass
     with state_lock(directory, blocking=False):
