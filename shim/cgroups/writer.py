@@ -68,7 +68,7 @@ class CpusetLevel(msgspec.Struct, frozen=True):
     mems: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
-        # frozen: set once, through the type's own __setattr__ bypass
+        # frozen: the path is normalised once, here (the ordering checks compare strings)
         msgspec.structs.force_setattr(self, "path", clean(self.path))
 
 

@@ -330,7 +330,11 @@ class TrioRuntime:
             self._batch.drop_held()
             raise
         if self._batch.end_batch():
-            await trio.to_thread.run_sync(self._flush)
+            try:
+                await trio.to_thread.run_sync(self._flush)
+            except BaseException:
+                self._batch.drop_held()  # cancelled before the job started, or a write failed
+                raise
 
     def _flush(self) -> None:
         assert self._batch is not None
