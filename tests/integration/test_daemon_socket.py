@@ -29,7 +29,7 @@ from shim.runtime.trio_runtime import TrioRuntime
 
 # The toy actors live beside the unit tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-from trio_toys import Crashing, Sink, ToyArbiter, ToyMemory, toy_actors, toy_pod, toy_state
+from toy_actors import Crashing, Sink, ToyArbiter, ToyMemory, toy_actors, toy_pod, toy_state
 
 
 class Running:
@@ -88,7 +88,7 @@ async def test_socket_mode_and_basic_requests(running: Running) -> None:
         assert health["status"] == "ok"
         answer = await running.call(client.admit, [toy_pod("a", 2), toy_pod("big", 20)])
         assert [(p["uid"], p["admitted"]) for p in answer["pods"]] == [("a", True), ("big", False)]
-        assert answer["pods"][0]["containers"][0]["cpus"] == "1,2"
+        assert answer["pods"][0]["containers"][0]["cpus"] == "1-2"
         assert answer["pods"][1]["message"].startswith("not enough cpus")
         assert await running.call(client.state) == {"free": [3, 4, 5, 6, 7], "pods": {"a": [1, 2]}}
         await running.call(client.remove, "a")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from replay_toys import Sink, toy_actors
+from toy_actors import Sink, replay_toy_actors
 
 from shim.actors.base import Envelope
 from shim.cpuset import CPUSet
@@ -47,7 +47,7 @@ def pod(uid: str, *cpus: int) -> Pod:
 def record(path: Path) -> Sink:
     """A run with queued and interleaved inputs, a rejection with rollback, pinning and a failed pin."""
     with path.open("w", encoding="utf-8") as sink_file:
-        bus = Bus(toy_actors(HEADER), tap=Recorder(HEADER, sink_file))
+        bus = Bus(replay_toy_actors(HEADER), tap=Recorder(HEADER, sink_file))
         bus.send(Envelope(to="topology", message=DiscoverTopology()))
         bus.send(Envelope(to="arbiter", message=AdmitPod(pod=pod("a", 2, 1))))
         bus.send(Envelope(to="arbiter", message=AdmitPod(pod=pod("b", 3))))
@@ -115,7 +115,7 @@ def test_trace_format(trace_path: Path) -> None:
 
 
 def test_replay_is_identical(trace_path: Path) -> None:
-    result = replay_file(trace_path, toy_actors)
+    result = replay_file(trace_path, replay_toy_actors)
     assert result.ok, result.mismatch and result.mismatch.describe()
     assert result.delivered == len(lines(trace_path)) - 1
 
@@ -123,7 +123,7 @@ def test_replay_is_identical(trace_path: Path) -> None:
 def test_replay_depends_on_the_header(trace_path: Path) -> None:
     trace = load_trace(trace_path)
     other = TraceHeader(config={"reservedSystemCPUs": "0-1"}, topology=trace.header.topology)
-    result = replay(type(trace)(header=other, deliveries=trace.deliveries), toy_actors)
+    result = replay(type(trace)(header=other, deliveries=trace.deliveries), replay_toy_actors)
     assert result.mismatch is not None
     # The first pod's CPUs are the first thing that depends on the reserved set.
     assert result.mismatch.seq == first_seq(trace_path, "Allocated", sender="cpu")
@@ -133,7 +133,7 @@ def test_tampered_internal_message_is_reported_at_its_seq(trace_path: Path) -> N
     seq = first_seq(trace_path, "Admitted")
     original = load_trace(trace_path).deliveries[seq - 1]
     rewrite(trace_path, seq, {"name": "someone-else"})
-    result = replay_file(trace_path, toy_actors)
+    result = replay_file(trace_path, replay_toy_actors)
     mismatch = result.mismatch
     assert mismatch is not None
     assert mismatch.seq == seq
@@ -148,7 +148,7 @@ def test_tampered_internal_message_is_reported_at_its_seq(trace_path: Path) -> N
 def test_tampered_routing_is_reported(trace_path: Path, field: str) -> None:
     seq = first_seq(trace_path, "Release")
     rewrite(trace_path, seq, {field: "sink"}, in_msg=False)
-    mismatch = replay_file(trace_path, toy_actors).mismatch
+    mismatch = replay_file(trace_path, replay_toy_actors).mismatch
     assert mismatch is not None and mismatch.seq == seq
 
 
@@ -166,7 +166,7 @@ def test_tampered_external_input_shows_in_its_consequences(trace_path: Path) -> 
     text = lines(trace_path)
     text[seq] = json.dumps(trace)
     trace_path.write_text("\n".join(text) + "\n", encoding="utf-8")
-    mismatch = replay_file(trace_path, toy_actors).mismatch
+    mismatch = replay_file(trace_path, replay_toy_actors).mismatch
     assert mismatch is not None
     assert mismatch.seq > seq
     assert mismatch.expected is not None and mismatch.expected.sender != "external"
@@ -175,7 +175,7 @@ def test_tampered_external_input_shows_in_its_consequences(trace_path: Path) -> 
 def test_truncated_trace_reports_the_extra_delivery(trace_path: Path) -> None:
     all_lines = lines(trace_path)
     trace_path.write_text("\n".join(all_lines[:-1]) + "\n", encoding="utf-8")
-    mismatch = replay_file(trace_path, toy_actors).mismatch
+    mismatch = replay_file(trace_path, replay_toy_actors).mismatch
     assert mismatch is not None
     assert mismatch.seq == len(all_lines) - 1
     assert mismatch.expected is None
@@ -188,7 +188,7 @@ def test_trace_longer_than_the_run_is_reported(trace_path: Path) -> None:
     last["seq"] += 1
     with trace_path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(last) + "\n")
-    mismatch = replay_file(trace_path, toy_actors).mismatch
+    mismatch = replay_file(trace_path, replay_toy_actors).mismatch
     assert mismatch is not None
     assert (mismatch.seq, mismatch.got) == (last["seq"], None)
 

@@ -6,7 +6,7 @@ import urllib.request
 
 import pytest
 import trio
-from trio_toys import toy_actors, toy_pod
+from toy_actors import toy_actors, toy_pod
 
 from shim.frontends.metrics import Metrics, parse_listen, serve_metrics, update_from_outcome
 from shim.messages import (

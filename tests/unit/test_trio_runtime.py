@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
-from trio_toys import Crashing, Gate, Sink, ToyArbiter, ToyMemory, toy_actors, toy_pod, toy_state
+from toy_actors import Crashing, Gate, Sink, ToyArbiter, ToyMemory, toy_actors, toy_pod, toy_state
 
 from shim.actors.base import Envelope
 from shim.actors.cgroup_writer import RecordingCgroupBackend
@@ -88,7 +88,7 @@ async def test_trace_of_the_trio_runtime_replays_on_the_bus() -> None:
     assert result.delivered == len(trace.deliveries)
 
     # A tampered trace is caught: the replay really compares.
-    tampered = recorder.text().replace('"cpus":"1,2"', '"cpus":"1,3"', 1)
+    tampered = recorder.text().replace('"cpus":"1-2"', '"cpus":"1,3"', 1)
     assert tampered != recorder.text()
     assert not replay(parse_trace(tampered), lambda header: toy_actors()).ok
 
@@ -101,11 +101,11 @@ async def test_request_returns_the_outcome_for_its_pod_and_publishes_state() -> 
         assert runtime.snapshot == {"free": [1, 2, 3], "pods": {}}
         admitted = await runtime.request(AdmitPod(pod=toy_pod("a", 2)), (Admitted, Rejected))
         assert isinstance(admitted, Admitted)
-        assert admitted.pod_uid == "a" and admitted.containers[0].cpus == "1,2"
+        assert admitted.pod_uid == "a" and admitted.containers[0].cpus == "1-2"
         assert runtime.snapshot == {"free": [3], "pods": {"a": [1, 2]}}
         rejected = await runtime.request(AdmitPod(pod=toy_pod("b", 2)), (Admitted, Rejected))
         assert isinstance(rejected, Rejected)
-        assert rejected.message == "not enough cpus: requested=2, available=1"
+        assert rejected.message == "not enough cpus available to satisfy request: requested=2, available=1"
         applied = await runtime.request(
             ContainerCreated(pod_uid="a", container="c0", cgroup="/ok"), (Applied, ApplyFailed))
         assert applied == Applied(pod_uid="a", container="c0", cgroup="/ok")
