@@ -12,10 +12,12 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from daemon_world import KUBELET_CONFIG, node_config, node_topology
 
 from shim.actors.stores import FileCheckpointStore
+from shim.cpu.state import CPUState
 from shim.cpuset import CPUSet
 from shim.frontends.client import Client, DaemonError
 from shim.runtime.node import build_actors
@@ -92,6 +94,35 @@ def test_corrupt_registry_refuses_to_start(tmp_path: Path) -> None:
     assert f"{state / 'podshim_containers.json'}: corrupt registry" in done.stderr.decode()
 
 
+def checked_cpu_state(state_dir: Path) -> CPUState:
+    """The CPU state the files hold, after they decode and pass the policies' start() validation
+    on the same machine, with exclusive CPUs disjoint and outside the shared pool."""
+    actors = build_actors(node_config(), node_topology(), FileCheckpointStore(state_dir), state_dir=str(state_dir))
+    state = actors.cpu_manager.state
+    union = CPUSet()
+    for containers in state.assignments.values():
+        for cpus in containers.values():
+            assert not (union & cpus)
+            union = union | cpus
+    assert not (union & state.default_cpuset)
+    assert union | state.default_cpuset == CPUSet.parse("0-7")
+    return state
+
+
+def state_after_restart(command: list[str], sock: Path) -> dict[str, Any]:
+    """Start the daemon again, read its State, stop it with SIGTERM (which must succeed)."""
+    process = start(command, sock)
+    try:
+        with Client(str(sock), timeout=30) as client:
+            restored: dict[str, Any] = client.state()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return restored
+
+
 def test_sigterm_mid_stream_leaves_consistent_state(tmp_path: Path) -> None:
     sock = tmp_path / "d.sock"
     command = serve_command(tmp_path)
@@ -129,47 +160,14 @@ def test_sigterm_mid_stream_leaves_consistent_state(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
     assert len(answered) >= 40
-    # The files decode and pass the policies' start() validation on the same machine.
-    store = FileCheckpointStore(tmp_path / "state")
-    actors = build_actors(node_config(), node_topology(), store, state_dir=str(tmp_path / "state"))
-    state = actors.cpu_manager.state
-    exclusive = [cpus for containers in state.assignments.values() for cpus in containers.values()]
-    union = CPUSet()
-    for cpus in exclusive:
-        assert not (union & cpus)
-        union = union | cpus
-    assert not (union & state.default_cpuset)
-    assert union | state.default_cpuset == CPUSet.parse("0-7")
+    state = checked_cpu_state(tmp_path / "state")
     registry = json.loads((tmp_path / "state" / "podshim_containers.json").read_text())
     assert set(registry["pods"]) == set(state.assignments)
 
     # A restart restores exactly that state.
-    process = start(command, sock)
-    try:
-        with Client(str(sock), timeout=30) as client:
-            restored = client.state()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
+    restored = state_after_restart(command, sock)
     assert {p["uid"] for p in restored["pods"]} == set(state.assignments)
     assert restored["free"]["shared_cpus"] == str(state.default_cpuset)
-
-
-def _check_cpu_state(state_dir: Path) -> set[str]:
-    """The state files decode and validate on this machine, exclusive CPUs are disjoint and
-    outside the shared pool; the uids holding CPUs."""
-    actors = build_actors(node_config(), node_topology(), FileCheckpointStore(state_dir), state_dir=str(state_dir))
-    state = actors.cpu_manager.state
-    union = CPUSet()
-    for containers in state.assignments.values():
-        for cpus in containers.values():
-            assert not (union & cpus)
-            union = union | cpus
-    assert not (union & state.default_cpuset)
-    assert union | state.default_cpuset == CPUSet.parse("0-7")
-    return set(state.assignments)
 
 
 def test_sigkill_mid_stream_loses_nothing_answered(tmp_path: Path) -> None:
@@ -221,25 +219,17 @@ def test_sigkill_mid_stream_loses_nothing_answered(tmp_path: Path) -> None:
                 thread.join(timeout=60)
             if process.poll() is None:
                 process.kill()
-        held = _check_cpu_state(tmp_path / "state")
+        held = set(checked_cpu_state(tmp_path / "state").assignments)
         with lock:
             admitted = {uid for uid, up in live.items() if up is True}
             removed = {uid for uid, up in live.items() if up is False}
         assert admitted <= held, f"answered admissions lost: {sorted(admitted - held)}"
         # A restart accepts the files and keeps every answered admission (the registry was
         # written before each answer); a pod whose answer never came may be released as stale.
-        process = start(command, sock)
-        try:
-            with Client(str(sock), timeout=30) as client:
-                restored = {p["uid"] for p in client.state()["pods"]}
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=60) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
+        restored = {p["uid"] for p in state_after_restart(command, sock)["pods"]}
         assert admitted <= restored, f"answered admissions lost at restart: {sorted(admitted - restored)}"
         assert not (removed & restored), f"answered removals undone at restart: {sorted(removed & restored)}"
-        assert restored <= _check_cpu_state(tmp_path / "state")
+        assert restored <= set(checked_cpu_state(tmp_path / "state").assignments)
 
 
 def test_pod_file_deleted_while_down_is_released_at_restart(tmp_path: Path) -> None:
