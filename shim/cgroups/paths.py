@@ -117,6 +117,16 @@ def is_below(path: str, ancestor: str) -> bool:
     return path != ancestor and path.startswith(ancestor if ancestor.endswith("/") else ancestor + "/")
 
 
+def under_mount(path: str, mount: str) -> str:
+    """The hierarchy path of clean ``path`` as seen through clean ``mount`` ("/" for the mount
+    itself, lexically); CgroupPathError when ``path`` is not under it."""
+    if path == mount:
+        return "/"
+    if not is_below(path, mount):
+        raise CgroupPathError(f"{path} is not under its cgroup mount {mount}")
+    return path[len(mount.rstrip("/")) :]
+
+
 def _rebase(root: str, absolute: str) -> str:
     return join(root, absolute) if absolute != "/" else root
 
@@ -187,7 +197,7 @@ def confine(mountpoint: str | os.PathLike[str], relative: str) -> str:
         raise CgroupPathError(f"cgroup path {text!r} contains '..'")
     real_mount = resolved(os.fspath(mountpoint))
     candidate = resolved(os.path.join(real_mount, *parts))
-    if candidate != real_mount and not candidate.startswith(real_mount.rstrip("/") + "/"):
+    if candidate != real_mount and not is_below(candidate, real_mount):
         raise CgroupPathError(f"cgroup path {text!r} escapes the cgroup mount {mountpoint} (resolves to {candidate})")
     return candidate
 
@@ -240,14 +250,13 @@ class ControllerPath(FrozenRecord):
         self, controller: str, version: CgroupVersion, mount: str | os.PathLike[str], path: str | os.PathLike[str]
     ) -> None:
         mount, path = clean(mount), clean(path)
-        if path != mount and not is_below(path, mount):
-            raise CgroupPathError(f"{path} is not under its cgroup mount {mount}")
+        under_mount(path, mount)
         self._init(controller, version, mount, path)
 
     @property
     def relative(self) -> str:
         """The hierarchy path as seen through the mount ("/" for the mount itself)."""
-        return "/" if self.path == self.mount else self.path[len(self.mount.rstrip("/")) :]
+        return under_mount(self.path, self.mount)
 
     def ancestors(self) -> list[str]:
         """Directories between the mount (excluded) and this path (excluded), outermost first."""

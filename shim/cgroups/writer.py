@@ -30,7 +30,7 @@ from typing import Literal, Protocol
 import msgspec
 
 from shim.cgroups.native import AffinityResult, NativeOps, load
-from shim.cgroups.paths import CgroupLocation, CgroupPathError, clean, confine, is_below
+from shim.cgroups.paths import CgroupLocation, CgroupPathError, clean, confine, is_below, under_mount
 from shim.cpuset import CPUSet
 
 # The records below are frozen msgspec Structs, not dataclasses: the OCI hook imports this module
@@ -526,10 +526,8 @@ class FsBackend(CgroupWriter):
         for mount, directory in checks:
             # confine resolves mount/relative, which is the directory itself: the directory is
             # under the mount once resolved, and has no ".." on the way.
-            if directory != mount and not is_below(directory, mount):
-                return ApplyResult(False, path=directory, message=f"{directory} is not under {mount}")
             try:
-                confine(mount, directory[len(mount.rstrip("/")) :] or "/")
+                confine(mount, under_mount(directory, mount))
             except CgroupPathError as exc:
                 return ApplyResult(False, errno=0, path=directory, message=str(exc))
         return super().apply(target)
