@@ -97,14 +97,15 @@ class FileCheckpointStore:
         directory once for them and for any earlier rename of the batch. Saves stay held while
         the batch goes on."""
         held = self._held
-        self._held = {} if self._deferring and held is not None else None
+        self.drop_held()
         for name, text in (held or {}).items():
             self._write(name, text)
             self._unsynced = True
         self.sync_directory()
 
     def drop_held(self) -> None:
-        """Forget the held saves unwritten (the input that made them failed)."""
+        """Forget the held saves without writing them (an input that failed; :meth:`flush`
+        takes them first). Saves stay held while the batch goes on."""
         self._held = {} if self._deferring and self._held is not None else None
 
     def sync_directory(self) -> None:
