@@ -19,9 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -34,9 +32,9 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from hook import BARE_ARGV, CONFIG, Bench, Installation, child_env, scratch_cgroup, timed  # noqa: E402
+from hook import BARE_ARGV, CONFIG, Bench, Installation, child_env, scratch_cgroup, serving, timed  # noqa: E402
 
-from shim.frontends.client import Client, DaemonError  # noqa: E402
+from shim.frontends.client import Client  # noqa: E402
 from shim.topology.generate import GiB, generate  # noqa: E402
 from shim.topology.jsonfile import dumps_topology  # noqa: E402
 
@@ -54,30 +52,10 @@ def daemon(base: Path) -> Iterator[tuple[str, int]]:
     (base / "topology.json").write_text(dumps_topology(topology))
     (base / "kubelet.json").write_text(json.dumps(CONFIG))
     sock = str(base / "d.sock")
-    argv = [sys.executable, "-m", "shim", "serve", "--config", str(base / "kubelet.json"), "--topology",
-            str(base / "topology.json"), "--state-dir", str(base / "state"), "--socket", sock]
-    log = (base / "daemon.log").open("wb")
-    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=child_env())
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with Client(sock, timeout=5) as connection:
-                    connection.health()
-                break
-            except DaemonError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"podshim serve did not start: {(base / 'daemon.log').read_text()}") from None
-                time.sleep(0.1)
-        yield sock, process.pid
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    options = ["--config", str(base / "kubelet.json"), "--topology", str(base / "topology.json"),
+               "--state-dir", str(base / "state")]
+    with serving(options, sock, base / "daemon.log", child_env()) as pid:
+        yield sock, pid
 
 
 def rss_mib(pid: int) -> float:

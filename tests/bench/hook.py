@@ -182,7 +182,6 @@ class Bench:
     def __init__(self, base: Path, runs: int, installation: Installation) -> None:
         self.base = base
         self.runs = runs
-        self.python = sys.executable
         self.installation = installation
         (base / "pods").mkdir()
         (base / "pods/bench.json").write_text(json.dumps(POD))
@@ -227,32 +226,39 @@ class Bench:
     @contextmanager
     def daemon(self) -> Iterator[str]:
         socket_path = str(self.base / "podshim.sock")
-        state = self.base / "daemon-state"
-        argv = [self.python, "-m", "shim", "serve", "--config", str(self.base / "kubelet.json"), "--state-dir",
-                str(state), "--socket", socket_path, "--pod-dir", str(self.base / "pods"), "--sysfs-root", "/"]
-        log = (self.base / "daemon.log").open("wb")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with client.Client(socket_path, timeout=5) as connection:
-                        connection.health()
-                    break
-                except client.DaemonError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        log_text = (self.base / "daemon.log").read_text()
-                        raise SystemExit(f"podshim serve did not start: {log_text}") from None
-                    time.sleep(0.1)
+        options = ["--config", str(self.base / "kubelet.json"), "--state-dir", str(self.base / "daemon-state"),
+                   "--pod-dir", str(self.base / "pods"), "--sysfs-root", "/"]
+        with serving(options, socket_path, self.base / "daemon.log", self.env):
             yield socket_path
-        finally:
-            process.send_signal(signal.SIGTERM)
+
+
+@contextmanager
+def serving(options: list[str], socket_path: str, log_path: Path, env: dict[str, str]) -> Iterator[int]:
+    """``podshim serve --socket socket_path OPTIONS``, once it answers Health, until the block
+    ends (SIGTERM); yields its pid. Its output goes to ``log_path``, shown if it does not start."""
+    argv = [sys.executable, "-m", "shim", "serve", "--socket", socket_path, *options]
+    log = log_path.open("wb")
+    process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
             try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.close()
+                with client.Client(socket_path, timeout=5) as connection:
+                    connection.health()
+                break
+            except client.DaemonError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"podshim serve did not start: {log_path.read_text()}") from None
+                time.sleep(0.1)
+        yield process.pid
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @contextmanager
