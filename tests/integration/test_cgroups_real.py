@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import require
+from support import require, script_probe
 
 from shim.actors.cgroup_writer import CgroupWriterActor
 from shim.cgroups import native, paths
@@ -346,19 +346,6 @@ HOOK_SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "podshim-hook"
 # dataclasses, fractions, and pathlib (which brings urllib.parse and ipaddress).
 NOT_FOR_THE_EMBEDDED_HOOK = ("trio", "yaml", "argparse", "json", "dataclasses", "fractions", "pathlib",
                              "urllib", "ipaddress", "tempfile")
-EMBEDDED_PROBE = """
-import os, sys
-def _exit(code):  # the script leaves through os._exit: report instead
-    raise SystemExit(code)
-os._exit = _exit
-sys.argv = [{script!r}, *{argv!r}]
-code = compile(open({script!r}).read(), {script!r}, "exec")
-try:
-    exec(code, {{"__name__": "__main__"}})
-except SystemExit as done:
-    code = done.code
-print(code, sorted(m for m in sys.modules if m.split(".")[0] in {heavy!r}))
-"""
 
 
 def test_the_embedded_hook_pins_without_loading_what_it_does_not_need(sandbox: Sandbox, tmp_path: Path) -> None:
@@ -387,8 +374,7 @@ def test_the_embedded_hook_pins_without_loading_what_it_does_not_need(sandbox: S
                                  capture_output=True, env=env)
         assert warm_up.returncode == 0, warm_up.stderr.decode()
     for stage in ("createRuntime", "poststop"):
-        probe = EMBEDDED_PROBE.format(script=str(HOOK_SCRIPT), argv=[*options, stage],
-                                      heavy=NOT_FOR_THE_EMBEDDED_HOOK)
+        probe = script_probe(str(HOOK_SCRIPT), [*options, stage], packages=NOT_FOR_THE_EMBEDDED_HOOK)
         # -I: the probe's interpreter loads nothing from the caller's environment; the editable
         # install's finder (which imports pathlib) is not part of what the hook loads, so shim
         # is found through the repository on sys.path instead

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from hook_world import HookWorld, pod, podshim_annotations, res
+from support import script_probe
 
 from shim.cgroups import paths
 from shim.frontends import cli, client, hook, oci
@@ -193,25 +194,6 @@ HEAVY_FOR_THE_CLIENT = (
 )
 HEAVY_SHIM = ("shim.pod", "shim.messages", "shim.cgroups", "shim.frontends.protocol", "shim.frontends.cli",
               "shim.runtime", "shim.actors")
-IMPORT_PROBE = (
-    "import os, sys\n"
-    "def _exit(code):\n"  # the script leaves through os._exit (errors.exit_now): report instead
-    "    raise SystemExit(code)\n"
-    "os._exit = _exit\n"
-    "before = set(sys.modules)\n"
-    "sys.argv = [{script!r}, *{argv!r}]\n"
-    "with open({script!r}) as file:\n"
-    "    code = compile(file.read(), {script!r}, 'exec')\n"
-    "try:\n"
-    "    exec(code, {{'__name__': '__main__'}})\n"
-    "except SystemExit as done:\n"
-    "    code = done.code\n"
-    "heavy = sorted(m for m in set(sys.modules) - before\n"
-    "               if m.split('.')[0] in {heavy!r} or m in {shim!r} or m.startswith({prefixes!r}))\n"
-    "print(code, heavy)\n"
-)
-
-
 @pytest.mark.parametrize("stage", ["createRuntime", "poststop"])
 def test_client_mode_imports_nothing_heavy(tmp_path: Path, stage: str) -> None:
     # The podshim-hook script as a runtime runs it; what the interpreter's start-up (site, the
@@ -222,8 +204,7 @@ def test_client_mode_imports_nothing_heavy(tmp_path: Path, stage: str) -> None:
     (bundle / "config.json").write_text(json.dumps({"annotations": podshim_annotations("u", "c")}))
     state = json.dumps({"id": "c", "status": "creating", "bundle": str(bundle), "pid": os.getpid()})
     script = str(REPO / "scripts" / "podshim-hook")
-    probe = IMPORT_PROBE.format(script=script, argv=["--socket", fake.path, stage], heavy=HEAVY_FOR_THE_CLIENT,
-                                shim=HEAVY_SHIM, prefixes=tuple(f"{name}." for name in HEAVY_SHIM))
+    probe = script_probe(script, ["--socket", fake.path, stage], packages=HEAVY_FOR_THE_CLIENT, modules=HEAVY_SHIM)
     try:
         done = subprocess.run([sys.executable, "-c", probe], input=state.encode(), capture_output=True, check=True)
     finally:
